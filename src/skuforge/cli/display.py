@@ -1,0 +1,75 @@
+"""The run's live progress bar (rows/s, ETA, tokens, cost so far) and its closing summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from skuforge.engine.progress import RunProgress
+
+console = Console(stderr=True)
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+@contextmanager
+def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # type: ignore[valid-type]
+    """Yield a callback for the runner's progress events that redraws at most ten times a second."""
+    if quiet:
+        yield lambda _p: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(), TextColumn("{task.fields[tokens]} tok"), TextColumn("{task.fields[cost]}"),
+        TextColumn("[red]{task.fields[failed]}"), console=console, transient=False,
+    )
+    task = bar.add_task(title, total=None, rate="0.0", tokens="0", cost=money(0), failed="")
+    last = 0.0
+
+    def update(p: RunProgress) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 0.1 and p.state == "running":
+            return
+        last = now
+        cost = money(p.cost)
+        if p.projected_cost is not None:
+            cost += f" (of ~{money(p.projected_cost)})"
+        bar.update(
+            task, completed=p.rows_done, total=p.rows_total, rate=f"{p.rows_per_s:.1f}",
+            tokens=f"{p.input_tokens + p.output_tokens:,}", cost=cost,
+            failed=f"{p.failed} failed" if p.failed else "",
+        )
+
+    with bar:
+        yield update
+
+
+def summary_table(p: RunProgress, *, title: str = "Run summary") -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("job", p.job_id), ("state", p.state), ("rows", f"{p.rows_done:,}"),
+        ("items", f"{p.done:,} done, {p.flagged:,} flagged, {p.failed:,} failed, {p.skipped:,} skipped"),
+        ("reused", f"{p.reused:,} items finished in an earlier run (no request)"),
+        ("requests", f"{p.requests:,} sent, {p.cache_hits:,} answered from the cache"),
+        ("tokens", f"{p.input_tokens:,} in, {p.output_tokens:,} out"), ("cost", money(p.cost)),
+        ("time", f"{p.elapsed:,.1f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table

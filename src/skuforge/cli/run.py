@@ -1,0 +1,268 @@
+"""`skuforge run`, `resume`, `jobs`, `show` and `export`: the batch workflow from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from skuforge.cli.display import console, live_progress, money, summary_table
+from skuforge.config import Limits, Settings, load_settings
+from skuforge.engine.progress import RunProgress
+from skuforge.engine.spec import JobSpec, Selection
+from skuforge.errors import UserError
+from skuforge.store import Job, Store, open_store
+
+out = Console()
+
+CatalogArg = Annotated[Path, typer.Argument(help="The catalog: .xlsx, .csv/.tsv, .jsonl or .parquet.")]
+RecipeOpt = Annotated[str, typer.Option("--recipe", "-r", help="A built-in recipe name or a recipe .yaml file.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="provider:model, e.g. local:qwen2.5-0.5b, openai:gpt-4o-mini, fake:")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Where to write the enriched catalog.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="A recipe parameter, key=value (repeatable).")]
+WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL predicate over the catalog's columns.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Take the first N selected rows.")]
+SampleOpt = Annotated[int | None, typer.Option("--sample", help="Take N rows at random, spread over categories.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --sample.")]
+SheetOpt = Annotated[str | None, typer.Option("--sheet", help="The sheet of an .xlsx (name or 1-based number).")]
+HeaderOpt = Annotated[int, typer.Option("--header-row", help="The row that holds the column names.")]
+IdOpt = Annotated[str | None, typer.Option("--id-column", help="The column that identifies a product.")]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Force the CSV encoding, e.g. gb18030.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", help="Requests in flight at once.")]
+RpmOpt = Annotated[float | None, typer.Option("--rpm", help="Requests per minute limit.")]
+TpmOpt = Annotated[float | None, typer.Option("--tpm", help="Tokens per minute limit.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds per request before a retry.")]
+MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="Stop (and pause the job) before spending more.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not answer from the response cache.")]
+RecipeDirOpt = Annotated[list[Path] | None, typer.Option("--recipe-dir", help="A directory of your own recipes.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def parse_sets(pairs: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set '{pair}' is not key=value.", "Example: --set locales=de,fr")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def merged_limits(settings: Settings, **flags: Any) -> Limits:
+    given = {k: v for k, v in flags.items() if v is not None}
+    return settings.limits.model_copy(update=given)
+
+
+def sheet_value(sheet: str | None) -> str | int | None:
+    return int(sheet) - 1 if sheet is not None and sheet.isdigit() else sheet
+
+
+def default_out(catalog: Path) -> Path:
+    from skuforge.catalog import output_path_for
+
+    return Path(output_path_for(catalog))
+
+
+def start_job(store: Store, spec: JobSpec) -> tuple[Job, bool]:
+    """The job for this spec: the existing one (continued) or a new one."""
+    existing = store.find_job(spec.fingerprint())
+    if existing is not None:
+        store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
+        return store.get_job(existing.id), True
+    job = store.create_job(
+        kind=spec.kind, catalog=spec.catalog, recipe=spec.recipe, fingerprint=spec.fingerprint(),
+        model=spec.model, params=spec.params, selection=spec.selection.model_dump(),
+        settings=spec.settings_blob(), out=spec.out, state="queued",
+    )
+    return job, False
+
+
+def execute(store: Store, job: Job, settings: Settings, *, quiet: bool, title: str) -> RunProgress:
+    from skuforge.engine.runner import Runner
+
+    with live_progress(title, quiet=quiet) as update:
+        runner = Runner(store, job, settings=settings, on_progress=update)
+        try:
+            progress = asyncio.run(runner.run())
+        finally:
+            store.flush()
+    if runner.stopped_reason == "budget":
+        console.print(
+            f"[yellow]Stopped before exceeding the cost limit of {money(runner.budget.limit)}.[/] "
+            f"Nothing is lost. Raise it and continue with: skuforge resume {job.id} --max-cost N"
+        )
+    return progress
+
+
+def finish(store: Store, job: Job, progress: RunProgress, *, as_json: bool, quiet: bool) -> None:
+    from skuforge.engine.export import export_job
+
+    job = store.get_job(job.id)
+    exported = None
+    if job.out and progress.state == "done":
+        exported = export_job(store, job, job.out)
+    if as_json:
+        data = progress.as_dict()
+        data["out"] = str(exported.path) if exported else None
+        out.print_json(orjson.dumps(data).decode())
+        return
+    if not quiet:
+        console.print(summary_table(progress))
+    if exported:
+        note = f", {exported.failures} failures in a separate sheet/file" if exported.failures else ""
+        console.print(f"Wrote {exported.rows:,} rows to [bold]{exported.path}[/]{note}.")
+
+
+def run(
+    catalog: CatalogArg, recipe: RecipeOpt = "attributes", model: ModelOpt = None, out_path: OutOpt = None,
+    sets: SetOpt = None, where: WhereOpt = None, limit: LimitOpt = None, sample: SampleOpt = None,
+    seed: SeedOpt = 0, sheet: SheetOpt = None, header_row: HeaderOpt = 1, id_column: IdOpt = None,
+    encoding: EncodingOpt = None, concurrency: ConcurrencyOpt = None, rpm: RpmOpt = None, tpm: TpmOpt = None,
+    timeout: TimeoutOpt = None, max_cost: MaxCostOpt = None, no_cache: NoCacheOpt = False,
+    recipe_dir: RecipeDirOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Run a recipe over a catalog and write the enriched catalog. Running the same command again
+    continues the same job: finished items are not sent again, changed rows are regenerated."""
+    settings = load_settings()
+    if not catalog.exists():
+        from skuforge.errors import CatalogError
+
+        raise CatalogError(f"Catalog file not found: {catalog}", "Check the path; supported: xlsx, csv, tsv, jsonl, parquet.")
+    spec = JobSpec.create(
+        catalog, recipe=str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe,
+        model=model or settings.model, params=parse_sets(sets),
+        selection=Selection(
+            sheet=sheet_value(sheet), header_row=header_row, id_column=id_column, encoding=encoding,
+            where=where, limit=limit, sample=sample, seed=seed,
+        ),
+        limits=merged_limits(settings, concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout),
+        cache=not no_cache, max_cost=max_cost, recipe_dirs=[str(d.resolve()) for d in recipe_dir or []],
+        out=str((out_path or default_out(catalog)).resolve()),
+    )
+    store = open_store(settings.store_url())
+    try:
+        job, continued = start_job(store, spec)
+        if continued and not quiet:
+            console.print(f"Continuing job [bold]{job.id}[/]: finished items are not sent again.")
+        progress = execute(store, job, settings, quiet=quiet or as_json, title=f"{spec.recipe} · {spec.model}")
+        finish(store, job, progress, as_json=as_json, quiet=quiet)
+    finally:
+        store.close()
+
+
+def resume(
+    job_id: Annotated[str, typer.Argument(help="The job to continue (see `skuforge jobs`).")],
+    max_cost: MaxCostOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Continue a paused, failed or interrupted job; finished items are not sent again."""
+    settings = load_settings()
+    store = open_store(settings.store_url())
+    try:
+        job = store.get_job(job_id)
+        if max_cost is not None:
+            store.update_job(job.id, settings={**job.settings, "max_cost": max_cost})
+            job = store.get_job(job.id)
+        progress = execute(store, job, settings, quiet=quiet or as_json, title=f"{job.recipe} · {job.model}")
+        finish(store, job, progress, as_json=as_json, quiet=quiet)
+    finally:
+        store.close()
+
+
+def jobs(
+    limit: Annotated[int, typer.Option(help="How many of the newest jobs.")] = 20,
+    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    store = open_store()
+    try:
+        rows = []
+        for job in store.list_jobs(limit=limit, state=state):
+            c = store.counts(job.id)
+            rows.append((job, c))
+    finally:
+        store.close()
+    if as_json:
+        data = [{"id": j.id, "kind": j.kind, "state": j.state, "recipe": j.recipe, "model": j.model,
+                 "catalog": j.catalog, "done": c.done, "flagged": c.flagged, "failed": c.failed,
+                 "cost": c.cost} for j, c in rows]
+        out.print_json(orjson.dumps(data).decode())
+        return
+    table = Table("job", "kind", "state", "recipe", "model", "catalog", "done", "flagged", "failed", "cost")
+    for job, c in rows:
+        table.add_row(job.id, job.kind, job.state, Path(job.recipe).name, job.model, Path(job.catalog).name,
+                      f"{c.done:,}", f"{c.flagged:,}", f"{c.failed:,}", money(c.cost))
+    out.print(table)
+
+
+def show(
+    job_id: Annotated[str, typer.Argument(help="The job.")],
+    failures: Annotated[int, typer.Option(help="How many failed items to list.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a job: its spec, counts, spend and first failures."""
+    store = open_store()
+    try:
+        job = store.get_job(job_id)
+        c = store.counts(job.id)
+        failed = list(store.items(job.id, status="failed", limit=failures))
+    finally:
+        store.close()
+    if as_json:
+        data = {"job": {k: getattr(job, k) for k in job.__slots__}, "counts": c.__dict__ if hasattr(c, "__dict__")
+                else {k: getattr(c, k) for k in c.__slots__},
+                "failures": [{"row_id": i.row_id, "step": i.step, "error": i.error} for i in failed]}
+        out.print_json(orjson.dumps(data, default=str).decode())
+        return
+    table = Table(show_header=False, title=f"Job {job.id}", title_justify="left")
+    for name, value in [
+        ("state", job.state), ("kind", job.kind), ("catalog", job.catalog), ("recipe", job.recipe),
+        ("model", job.model), ("params", job.params or "-"), ("selection", {k: v for k, v in job.selection.items() if v}),
+        ("out", job.out or "-"), ("rows", f"{c.rows:,}"),
+        ("items", f"{c.done:,} done, {c.flagged:,} flagged, {c.failed:,} failed, {c.skipped:,} skipped"),
+        ("tokens", f"{c.input_tokens:,} in, {c.output_tokens:,} out"), ("cost", money(c.cost)),
+        ("error", job.error or "-"),
+    ]:
+        table.add_row(name, str(value))
+    out.print(table)
+    if failed:
+        ft = Table("row", "step", "reason", title="Failures", title_justify="left")
+        for item in failed:
+            ft.add_row(item.row_id, item.step + (f"@{item.variant}" if item.variant else ""), item.error or "")
+        out.print(ft)
+
+
+def export(
+    job_id: Annotated[str, typer.Argument(help="The job.")],
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Output file; its extension picks the format.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="xlsx, csv, tsv, jsonl or parquet.")] = None,
+    approved_only: Annotated[bool, typer.Option("--approved-only", help="Only items a reviewer approved.")] = False,
+) -> None:
+    """Write a job's results: original columns, then generated ones; failures separately."""
+    from skuforge.engine.export import export_job
+
+    store = open_store()
+    try:
+        job = store.get_job(job_id)
+        target = out_path or (Path(job.out) if job.out else default_out(Path(job.catalog)))
+        summary = export_job(store, job, target, fmt=fmt, approved_only=approved_only)
+    finally:
+        store.close()
+    withheld = f", {summary.withheld:,} items withheld (not approved)" if summary.withheld else ""
+    console.print(f"Wrote {summary.rows:,} rows to [bold]{summary.path}[/]{withheld}.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(resume)
+    app.command()(jobs)
+    app.command()(show)
+    app.command()(export)

@@ -1,0 +1,129 @@
+"""Export a job: the catalog's original columns, then the generated ones, in the input's format.
+
+The catalog selection is streamed again and joined with the job's items chunk by chunk, so an export of
+millions of rows holds one chunk in memory. Failed items go to a separate 'Failures' sheet or file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skuforge.catalog import CatalogRow, infer_format, write_catalog
+from skuforge.engine.runner import CHUNK_ROWS, Runner, variant_label
+from skuforge.store import ItemRecord, Job, Store
+
+STATUS_COLUMN = "skuforge_status"
+NOTES_COLUMN = "skuforge_notes"
+GENERATED_SUFFIX = "_generated"
+_SEVERITY = {"": 0, "skipped": 0, "done": 1, "pending": 2, "flagged": 3, "failed": 4}
+
+
+@dataclass(slots=True)
+class ExportSummary:
+    path: Path
+    rows: int = 0
+    failures: int = 0
+    withheld: int = 0  # items left out by --approved-only
+    columns: list[str] = field(default_factory=list)
+
+
+def _generated_columns(runner: Runner) -> list[str]:
+    names: list[str] = []
+    for step in runner.recipe.steps:
+        for name in step.column_names(runner.params):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _rename(name: str, original: set[str]) -> str:
+    """A generated column never hides an original one: 'color' becomes 'color_generated'."""
+    return f"{name}{GENERATED_SUFFIX}" if name in original else name
+
+
+class Exporter:
+    def __init__(self, store: Store, job: Job, *, approved_only: bool = False) -> None:
+        self.store, self.job, self.approved_only = store, job, approved_only
+        self.runner = Runner(store, job)
+        self.runner.prepare_for_export()
+        self.original = list(self.runner.catalog.columns)
+        self.generated = [_rename(n, set(self.original)) for n in _generated_columns(self.runner)]
+        self.failures: list[dict[str, Any]] = []
+        self.summary: ExportSummary | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.original, *self.generated, STATUS_COLUMN, NOTES_COLUMN]
+
+    def _publishable(self, item: ItemRecord) -> bool:
+        if item.status not in ("done", "flagged"):
+            return False
+        if self.approved_only:
+            return item.review in ("approved", "edited")
+        return True
+
+    def _row(self, row: CatalogRow, items: dict[tuple[str, str], ItemRecord]) -> dict[str, Any]:
+        out: dict[str, Any] = dict(row.data)
+        worst, notes = "", []
+        original = set(self.original)
+        for step in self.runner.recipe.steps:
+            for variant in step.variants(self.runner.params):
+                item = items.get((step.name, variant_label(variant)))
+                status = item.status if item else "pending"
+                if item is not None and self._publishable(item):
+                    for name, value in step.columns(row.data, item.output, variant).items():
+                        out[_rename(name, original)] = value
+                elif item is not None and item.status in ("done", "flagged"):
+                    self.summary.withheld += 1  # type: ignore[union-attr]
+                    status = "withheld"
+                if item is not None and item.status == "failed":
+                    self.failures.append({
+                        "row_id": row.row_id, "row": row.line, "step": step.name,
+                        "variant": variant_label(variant), "reason": item.error or "",
+                    })
+                if item is not None and item.error and item.status in ("flagged", "failed"):
+                    notes.append(f"{step.name}: {item.error}")
+                if _SEVERITY.get(status, 2) > _SEVERITY.get(worst, 0):
+                    worst = status
+        out[STATUS_COLUMN] = worst or "done"
+        out[NOTES_COLUMN] = "\n".join(notes) or None
+        return out
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        chunk: list[CatalogRow] = []
+        for row in self.runner.rows():
+            chunk.append(row)
+            if len(chunk) >= CHUNK_ROWS:
+                yield from self._chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._chunk(chunk)
+
+    def _chunk(self, rows: list[CatalogRow]) -> Iterator[dict[str, Any]]:
+        first, last = min(r.index for r in rows), max(r.index for r in rows)
+        by_row: dict[str, dict[tuple[str, str], ItemRecord]] = {}
+        for item in self.store.items_in_range(self.job.id, first, last):
+            by_row.setdefault(item.row_id, {})[(item.step, item.variant)] = item
+        for row in rows:
+            self.summary.rows += 1  # type: ignore[union-attr]
+            yield self._row(row, by_row.get(row.row_id, {}))
+
+    def write(self, path: str | Path, fmt: str | None = None) -> ExportSummary:
+        path = Path(path)
+        self.summary = ExportSummary(path=path, columns=self.columns)
+        write_catalog(path, self.columns, self.rows(), fmt=fmt or infer_format(path), failures=self._failures())
+        self.summary.failures = len(self.failures)
+        return self.summary
+
+    def _failures(self) -> Iterator[dict[str, Any]]:
+        # consumed by the writer after the rows, so every failure has been collected by then
+        yield from self.failures
+
+
+def export_job(
+    store: Store, job: Job, out: str | Path, *, fmt: str | None = None, approved_only: bool = False,
+) -> ExportSummary:
+    return Exporter(store, job, approved_only=approved_only).write(out, fmt)

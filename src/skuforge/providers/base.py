@@ -1,0 +1,128 @@
+"""The provider contract: one async method, `generate(request) -> result`.
+
+Rate limits, retries, caching and fallback are wrappers that are themselves providers (see `skuforge.calls`);
+the engine only ever sees a `Provider`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Request(BaseModel):
+    """What the model will see. Its canonical JSON is hashed for the item key and the cache key."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: list[Message]
+    json_schema: dict[str, Any] | None = Field(None, description="ask for JSON matching this schema")
+    json_mode: bool = Field(False, description="ask for a JSON object, schema not enforced by the server")
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    seed: int | None = None
+    stop: list[str] | None = None
+    tag: str | None = Field(None, description="a label for logs and mock servers; not part of the key")
+
+    def canonical(self, model: str) -> bytes:
+        """Canonical bytes of everything that changes the answer: model, messages and parameters."""
+        body = self.model_dump(exclude={"tag"}, exclude_none=True)
+        body["model"] = model
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+    def key(self, model: str) -> str:
+        """Hash of the canonical request for `model` (a full `provider:model` name)."""
+        return hashlib.sha256(self.canonical(model)).hexdigest()
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+        )
+
+
+class Result(BaseModel):
+    text: str
+    usage: Usage = Field(default_factory=Usage)
+    model: str = ""
+    request_id: str | None = None
+    finish_reason: str | None = None
+    cached: bool = Field(False, description="served from the response cache, no request sent")
+    latency_s: float = 0.0
+
+
+class Capabilities(BaseModel):
+    """What a provider can do, as data (never guessed from the model's name)."""
+
+    json_schema: bool = False
+    json_mode: bool = False
+    streaming: bool = False
+    batch: bool = False
+    max_context: int | None = None
+
+
+class Provider(ABC):
+    """A model behind one async method. `name` is the full `provider:model` string."""
+
+    name: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    @abstractmethod
+    async def generate(self, request: Request) -> Result:
+        """Send one request. Raise TransientError / RateLimitError / PermanentError on faults."""
+
+    async def stream(self, request: Request) -> AsyncIterator[str]:
+        """Yield the answer's text as it comes; providers without streaming yield it whole."""
+        result = await self.generate(request)
+        yield result.text
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` for this model: exact where the provider has a tokenizer, else an estimate."""
+        from skuforge.providers.tokens import estimate_tokens
+
+        return estimate_tokens(text)
+
+    async def aclose(self) -> None:
+        """Release connections, sessions or model memory."""
+
+    async def __aenter__(self) -> Provider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Wrapper(Provider):
+    """A provider that wraps another: limits, retries, cache, fallback."""
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.capabilities = inner.capabilities
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    async def stream(self, request: Request) -> AsyncIterator[str]:
+        async for piece in self.inner.stream(request):
+            yield piece
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
