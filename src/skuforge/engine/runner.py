@@ -41,6 +41,15 @@ def variant_label(variant: dict[str, Any]) -> str:
     return ",".join(f"{k}={variant[k]}" for k in sorted(variant))
 
 
+ID_COLUMNS = ("sku", "sku_id", "id", "product_id", "item_id", "asin", "spu", "spu_id", "商品id", "商品编号", "货号")
+
+
+def detect_id_column(columns: list[str]) -> str | None:
+    """A column that names products (sku, id, asin, 货号 ...), so ids survive re-sorted or grown catalogs."""
+    lowered = {c.strip().lower(): c for c in columns}
+    return next((lowered[name] for name in ID_COLUMNS if name in lowered), None)
+
+
 def item_key(request: Request, model: str, recipe: Recipe, step: Step) -> str:
     """Hash of what the model will see, plus the recipe version and step: the resume and incremental key."""
     import hashlib
@@ -74,6 +83,10 @@ class Runner:
         self._checks: dict[str, list[Any]] = {}
         self._prices: dict[str, Any] = {}
         self._fatal: BaseException | None = None
+        self._cache: Any = None
+        from skuforge.calls import CallStats
+
+        self.call_stats = CallStats()
         self.stopped_reason: str | None = None
 
     # -- set-up ----------------------------------------------------------------------------------------
@@ -84,7 +97,7 @@ class Runner:
             model = step.model or self.spec.model
             if model not in self._clients:
                 self._clients[model] = self._make_client(model)
-            self._checks[step.name] = [build(spec) for spec in step.checks]
+            self._checks[step.name] = [build(spec) for spec in step.checks_for(self.params)]
         self.progress.rows_total = self._count_rows()
 
     def prepare_for_export(self) -> None:
@@ -94,6 +107,11 @@ class Runner:
             self.spec.catalog, sheet=sel.sheet, header_row=sel.header_row, id_column=sel.id_column,
             encoding=sel.encoding,
         )
+        if sel.id_column is None and (found := detect_id_column(self.catalog.columns)):
+            self.catalog = open_catalog(
+                self.spec.catalog, sheet=sel.sheet, header_row=sel.header_row, id_column=found,
+                encoding=sel.encoding,
+            )
         dirs = [*self.settings.recipe_dirs, *self.spec.recipe_dirs]
         self.recipe = load_recipe(self.spec.recipe, dirs)
         self.params = self.recipe.resolve_params(self.spec.params)
@@ -106,13 +124,13 @@ class Runner:
             )
 
     def _make_client(self, model: str) -> Provider:
-        from skuforge.calls import CallStats, ResponseCache, build_client
+        from skuforge.calls import ResponseCache, build_client
         from skuforge.providers import get_provider
 
         provider = self._provider_factory(model) if self._provider_factory else get_provider(model, self.settings)
-        self.call_stats = getattr(self, "call_stats", None) or CallStats()
-        cache = ResponseCache.default() if self.spec.cache else None
-        return build_client(provider, self.spec.limits, cache=cache, stats=self.call_stats)
+        if self._cache is None and self.spec.cache:
+            self._cache = ResponseCache()
+        return build_client(provider, self.spec.limits, cache=self._cache, stats=self.call_stats)
 
     def _count_rows(self) -> int | None:
         sel = self.spec.selection
@@ -146,6 +164,8 @@ class Runner:
         finally:
             for client in self._clients.values():
                 await client.aclose()
+            if self._cache is not None:
+                self._cache.close()
         self.store.flush()
         if self._fatal is not None:
             self.store.set_state(self.job.id, "failed", error=str(self._fatal))
@@ -276,10 +296,19 @@ class Runner:
         status = verdict(findings)
         return self._finish(ItemOutcome(
             **base, key=key, status=status, output=output, findings=[f.model_dump() for f in findings] or None,
-            error="; ".join(f.reason for f in findings if not f.ok) or None,
+            error="; ".join(f.reason for f in findings if not f.ok) or None, review=self._review(status, key),
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cached_tokens=usage.cached_input_tokens, cost=cost, attempts=attempts, cached=cached,
         ), requests=0 if cached else attempts)
+
+    def _review(self, status: str, key: str) -> str | None:
+        """Flagged items go to review; so does a fixed share of clean ones, chosen by key (reproducible)."""
+        if status == "flagged":
+            return "pending"
+        rate = self.spec.review_sample
+        if status == "done" and rate > 0 and int(key[:8], 16) / 0xFFFFFFFF < rate:
+            return "pending"
+        return None
 
     def _failed(
         self, base: dict[str, Any], key: str, exc: SkuforgeError, usage: Usage, attempts: int, model: str,

@@ -38,6 +38,7 @@ class JobSpec(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     cache: bool = True
     max_cost: float | None = Field(None, ge=0)
+    review_sample: float = Field(0.0, ge=0, le=1, description="share of clean items also sent to review")
     recipe_dirs: list[str] = Field(default_factory=list)
     out: str | None = None
     kind: str = "run"
@@ -57,7 +58,7 @@ class JobSpec(BaseModel):
         """What the store keeps besides the spec's top-level fields (no keys: those stay in the environment)."""
         return {
             "limits": self.limits.model_dump(), "cache": self.cache, "max_cost": self.max_cost,
-            "recipe_dirs": self.recipe_dirs,
+            "recipe_dirs": self.recipe_dirs, "review_sample": self.review_sample,
         }
 
     @classmethod
@@ -68,4 +69,5 @@ class JobSpec(BaseModel):
             selection=Selection(**job.selection), limits=Limits(**settings.get("limits", {})),
             cache=settings.get("cache", True), max_cost=settings.get("max_cost"),
             recipe_dirs=settings.get("recipe_dirs", []), out=job.out, kind=job.kind,
+            review_sample=settings.get("review_sample", 0.0),
         )

@@ -236,7 +236,7 @@ class Store:
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         stmt = insert(items)
-        keep = ("job_id", "row_id", "step", "variant", "review")
+        keep = ("job_id", "row_id", "step", "variant")
         changed = {c.name: stmt.excluded[c.name] for c in items.columns if c.name not in keep}
         return stmt.on_conflict_do_update(index_elements=["job_id", "row_id", "step", "variant"], set_=changed)
 

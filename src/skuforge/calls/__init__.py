@@ -1,0 +1,41 @@
+"""Wrappers around a provider: limits, retries, cache. Each is itself a `Provider`; the engine sees only that.
+
+    build_client(provider, limits, cache=...)  ->  Cached(Retrying(Limited(provider)))
+
+The cache is outermost, so a hit takes no limiter slot and no retry budget; each retry attempt goes back
+through the limiter and takes a new slot (and waits out any cool-down a 429 started). The attempt timeout
+starts when the limiter sends the request, not while it queues.
+"""
+
+from __future__ import annotations
+
+from skuforge.calls.cache import Cached, ResponseCache
+from skuforge.calls.limits import Limited
+from skuforge.calls.retry import Retrying, backoff_s
+from skuforge.calls.stats import CallStats
+from skuforge.config import Limits
+from skuforge.providers.base import Provider
+
+__all__ = [
+    "CallStats",
+    "Cached",
+    "Limited",
+    "ResponseCache",
+    "Retrying",
+    "backoff_s",
+    "build_client",
+]
+
+
+def build_client(
+    provider: Provider, limits: Limits, *, cache: ResponseCache | None, stats: CallStats | None = None
+) -> Provider:
+    """Compose the wrappers around `provider` from `limits`; every layer reports into one `CallStats`."""
+    stats = stats if stats is not None else CallStats()
+    client: Provider = Limited(
+        provider, concurrency=limits.concurrency, rpm=limits.rpm, tpm=limits.tpm, stats=stats
+    )
+    client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
+    if cache is not None:
+        client = Cached(client, cache, stats=stats)
+    return client

@@ -1,0 +1,154 @@
+"""Retries with exponential backoff and full jitter, and a per-request timeout.
+
+`Retrying` retries what is worth retrying (`TransientError`, including `RateLimitError`) and nothing else: a
+`PermanentError` (bad request, bad key, context too long) is raised at once. Backoff is "full jitter"
+(a uniform draw in [0, min(cap, base * 2**n)]), which spreads thousands of clients that failed together; a
+rate-limit answer waits at least the `retry_after` the server gave.
+
+The timeout clock of an attempt runs only while the request is *sent*, not while it waits in a limiter's
+queue: a `Limited` layer underneath calls `hold_timeout()` when the request has to queue and
+`restart_timeout()` once it admits it, so a request that queued for a minute behind a rate limit is not timed
+out for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar, Token
+
+from skuforge.calls.stats import CallStats
+from skuforge.errors import PermanentError, ProviderError, RateLimitError, TransientError
+from skuforge.providers.base import Provider, Request, Result, Wrapper
+
+# The running attempt's timeout and its length, for a limiter below to restart once the request is sent.
+_attempt: ContextVar[tuple[asyncio.Timeout, float] | None] = ContextVar("skuforge_attempt", default=None)
+
+
+def hold_timeout() -> None:
+    """Stop the current attempt's timeout clock (called by a limiter before the request queues)."""
+    current = _attempt.get()
+    if current is not None and not current[0].expired():
+        current[0].reschedule(None)
+
+
+def restart_timeout() -> None:
+    """Start the current attempt's timeout clock now (called by a limiter when it admits the request)."""
+    current = _attempt.get()
+    if current is not None:
+        timeout, seconds = current
+        if not timeout.expired():
+            timeout.reschedule(asyncio.get_running_loop().time() + seconds)
+
+
+def backoff_s(attempt: int, *, base_s: float, cap_s: float, draw: float) -> float:
+    """Full-jitter delay before retry number `attempt` (1-based); `draw` is uniform in [0, 1)."""
+    return draw * min(cap_s, base_s * 2 ** (attempt - 1))
+
+
+class Retrying(Wrapper):
+    """Retry transient faults with backoff; time out slow attempts; never retry a permanent error."""
+
+    def __init__(
+        self,
+        inner: Provider,
+        *,
+        max_retries: int = 6,
+        timeout_s: float = 120.0,
+        base_s: float = 0.5,
+        cap_s: float = 30.0,
+        stats: CallStats | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(inner)
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.stats = stats or CallStats()
+        self._sleep = sleep
+        self._draw = draw
+
+    async def generate(self, request: Request) -> Result:
+        attempts = self.max_retries + 1
+        last: ProviderError | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                result = await self._attempt(request)
+            except PermanentError:
+                self.stats.failed += 1
+                raise
+            except TransientError as exc:
+                last = exc
+                if attempt == attempts:
+                    break
+                self.stats.retries += 1
+                await self._sleep(self._delay(attempt, exc))
+                continue
+            self.stats.succeeded += 1
+            self.stats.add_usage(result.usage)
+            return result
+        self.stats.failed += 1
+        assert last is not None
+        raise _gave_up(last, attempts) from last
+
+    async def _attempt(self, request: Request) -> Result:
+        """One attempt under the timeout; a timeout becomes a TransientError that says how long it waited."""
+        self.stats.requests += 1
+        try:
+            async with asyncio.timeout(self.timeout_s) as timeout:
+                token = _attempt.set((timeout, self.timeout_s))
+                try:
+                    return await self.inner.generate(request)
+                finally:
+                    _forget(token)
+        except TimeoutError as exc:
+            self.stats.timeouts += 1
+            raise TransientError(
+                f"Request to {self.name} timed out after {self.timeout_s:g}s.",
+                "The server is slow or overloaded; raise limits.timeout_s or lower limits.concurrency.",
+            ) from exc
+
+    def _delay(self, attempt: int, exc: TransientError) -> float:
+        delay = backoff_s(attempt, base_s=self.base_s, cap_s=self.cap_s, draw=self._draw())
+        if isinstance(exc, RateLimitError) and exc.retry_after:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+    async def stream(self, request: Request) -> AsyncIterator[str]:
+        """Streams are not retried: text already shown cannot be taken back. Each piece gets the timeout."""
+        pieces = self.inner.stream(request)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.timeout_s):
+                        piece = await anext(pieces)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    self.stats.timeouts += 1
+                    raise TransientError(
+                        f"Stream from {self.name} stalled for {self.timeout_s:g}s.",
+                        "Raise limits.timeout_s, or check that the server is up.",
+                    ) from exc
+                yield piece
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
+
+
+def _forget(token: Token[tuple[asyncio.Timeout, float] | None]) -> None:
+    try:
+        _attempt.reset(token)
+    except ValueError:  # closed from another context (a coroutine finalised by the garbage collector)
+        _attempt.set(None)
+
+
+def _gave_up(last: ProviderError, attempts: int) -> ProviderError:
+    """The last error, same class and fields, with the attempt count in its message."""
+    err = copy.copy(last)
+    err.message = f"{last.message} (gave up after {attempts} attempts)"
+    err.args = (err.message,)
+    return err

@@ -1,0 +1,57 @@
+"""Counters shared by the call wrappers, read by the progress display and the run summary.
+
+One `CallStats` is handed to every wrapper of a client (see `build_client`), so the figures add up across
+layers: the cache counts hits, the retry layer counts requests sent, retries, timeouts and tokens, the limiter
+counts rate-limit responses and the time requests spent queued. Plain integers updated on one event loop: no
+locks, no cost worth measuring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from skuforge.providers.base import Usage
+
+
+@dataclass
+class CallStats:
+    """What the wrappers did. Every field only grows; `snapshot()` gives a copy for display."""
+
+    requests: int = 0
+    """Requests handed to the provider (each retry attempt counts once)."""
+    succeeded: int = 0
+    failed: int = 0
+    """Requests that gave up (a permanent error, or retries exhausted)."""
+    cache_hits: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    rate_limited: int = 0
+    """Rate-limit answers (429) received from the provider."""
+    rate_limit_waits: int = 0
+    """Times the limiter held its queue for a token bucket or a shared cool-down."""
+    queued_s: float = 0.0
+    """Total seconds requests waited in the limiter's queue before they were sent."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add_usage(self, usage: Usage) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+
+    def snapshot(self) -> dict[str, float]:
+        """A copy of the counters as a plain dict (for JSON progress events)."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for a terminal: what was sent, served from cache, retried and waited."""
+        parts = [f"{self.requests} sent", f"{self.cache_hits} cached"]
+        if self.retries:
+            parts.append(f"{self.retries} retried")
+        if self.timeouts:
+            parts.append(f"{self.timeouts} timed out")
+        if self.rate_limited:
+            parts.append(f"{self.rate_limited} rate-limited")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        parts.append(f"{self.input_tokens:,} tokens in / {self.output_tokens:,} out")
+        return ", ".join(parts)

@@ -1,0 +1,267 @@
+"""`open_catalog` and the `Catalog` it returns: column names up front, rows as a stream.
+
+A catalog can be millions of rows, so `Catalog.rows()` never materialises the file: each call opens it
+afresh and yields one `CatalogRow` at a time (memory stays flat), which also makes a catalog safe to
+iterate twice (selection samples in two passes). Header problems are repaired where the intent is
+obvious (a blank header becomes `column_5`, a repeated `color` becomes `color_2`) and each repair is
+recorded in `Catalog.notes` so the CLI can show it; anything ambiguous is a `CatalogError` with a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skuforge.catalog.encoding import detect_encoding
+from skuforge.catalog.formats import infer_format
+from skuforge.catalog.sources import CsvSource, JsonlSource, ParquetSource, XlsxSource, sniff_delimiter
+from skuforge.errors import CatalogError
+
+
+@dataclass(slots=True)
+class CatalogRow:
+    """One product row. `index` is 0-based among data rows; `line` says where to find it in the file."""
+
+    index: int
+    row_id: str
+    data: dict[str, Any]
+    line: str
+
+
+@dataclass
+class Catalog:
+    """An opened catalog file. Build it with `open_catalog`; iterate it with `rows()`."""
+
+    path: Path
+    format: str
+    columns: list[str]
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    id_column: str | None = None
+    notes: list[str] = field(default_factory=list)
+    _source: Any = field(default=None, repr=False)
+    _raw_header: list[Any] = field(default_factory=list, repr=False)
+
+    def rows(self) -> Iterator[CatalogRow]:
+        """Stream the data rows in file order. Raises CatalogError on a duplicated id (with both places)."""
+        seen_ids: set[int] | None = set() if self.id_column else None  # str hashes: ~50 bytes per row
+        index = -1
+        for position, values in self._source.records():
+            index += 1
+            data = self._row_data(position, values)
+            row_id = self._row_id(index, position, data)
+            if seen_ids is not None:
+                digest = hash(row_id)
+                if digest in seen_ids:
+                    self._check_duplicate(row_id, position)
+                seen_ids.add(digest)
+            yield CatalogRow(index, row_id, data, self._source.locator(position))
+
+    def describe_row(self, row: CatalogRow) -> str:
+        """A human locator for error messages, e.g. "row 17 of catalog.xlsx (sheet 'Products'), sku 'A-1'"."""
+        if self.id_column:
+            return f"{row.line}, {self.id_column} '{row.row_id}'"
+        return row.line
+
+    def count(self) -> int:
+        """The number of data rows (a streaming pass; Parquet reads it from the file footer)."""
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(self.path) as parquet:
+                return int(parquet.metadata.num_rows)
+        return sum(1 for _ in self._source.records())
+
+    def _row_data(self, position: int, values: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(values, dict):
+            return self._dict_data(values)
+        width = len(self.columns)
+        if len(values) > width and any(v not in (None, "") for v in values[width:]):
+            raise CatalogError(
+                f"{self._source.locator(position).capitalize()} has {len(values)} values but the header "
+                f"names only {width} columns.",
+                "Give every column a header, or check the delimiter and quoting of that line.",
+            )
+        data = {
+            name: None if value == "" else value for name, value in zip(self.columns, values, strict=False)
+        }
+        if len(data) < width:
+            data.update(dict.fromkeys(self.columns[len(data) :]))
+        return data
+
+    def _dict_data(self, record: dict[str, Any]) -> dict[str, Any]:
+        """JSONL: keys map to columns; a key first seen after the header scan is appended to `columns`."""
+        data = dict.fromkeys(self.columns)
+        for key, value in record.items():
+            name = key if key in data else self._late_column(key)
+            data[name] = None if value == "" else value
+        return data
+
+    def _late_column(self, key: str) -> str:
+        if key in self._raw_header:
+            return self.columns[self._raw_header.index(key)]
+        self._raw_header.append(key)
+        self.columns.append(unique_name(key or f"column_{len(self.columns) + 1}", self.columns))
+        self.notes.append(f"Column '{key}' first appears after the first 1,000 records; added at the end.")
+        return self.columns[-1]
+
+    def _row_id(self, index: int, position: int, data: dict[str, Any]) -> str:
+        if not self.id_column:
+            return str(index + 1)
+        value = data.get(self.id_column)
+        if value is None or str(value).strip() == "":
+            raise CatalogError(
+                f"{self._source.locator(position).capitalize()} has no value in the id column "
+                f"'{self.id_column}'.",
+                f"Fill in '{self.id_column}' for every row, or leave out the id column to number rows.",
+            )
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # Excel stores 10023 as 10023.0
+        return str(value)
+
+    def _check_duplicate(self, row_id: str, position: int) -> None:
+        """A hash seen before: find the earlier row with the same id (a second pass, error path only)."""
+        first = next(
+            (p for p, values in self._source.records() if p >= position or self._id_of(p, values) == row_id),
+            None,
+        )
+        if first is None or first >= position:
+            return  # two different ids with the same 64-bit hash
+        where = self._source.locator(first)
+        raise CatalogError(
+            f"Id '{row_id}' in column '{self.id_column}' appears twice in {self.path.name}: "
+            f"{where} and {self._source.locator(position)}.",
+            f"Make '{self.id_column}' unique (ids key the results), or choose another id column.",
+        )
+
+    def _id_of(self, position: int, values: list[Any] | dict[str, Any]) -> str:
+        return self._row_id(0, position, self._row_data(position, values))
+
+
+def open_catalog(
+    path: str | Path,
+    *,
+    sheet: str | int | None = None,
+    header_row: int = 1,
+    id_column: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> Catalog:
+    """Open a catalog file and read its header; rows are read later, lazily, by `Catalog.rows()`.
+
+    The format comes from the extension (see SUPPORTED_FORMATS). For CSV/TSV the encoding is detected
+    (UTF-8, UTF-8 with BOM, GB18030, then charset-normalizer) unless given; for .csv the delimiter is
+    sniffed (',' ';' tab '|') unless given. `sheet` (xlsx) is a name or a 0-based index; `header_row`
+    (xlsx, csv, tsv) is the 1-based row holding the column names.
+    """
+    source_path = _check_path(Path(path).expanduser())
+    fmt = infer_format(source_path)
+    if header_row < 1:
+        raise CatalogError(f"header_row must be 1 or more, got {header_row}.", "Rows are numbered from 1.")
+    source = _make_source(source_path, fmt, sheet, header_row, encoding, delimiter)
+    raw_header = source.header()
+    columns, notes = normalise_header(raw_header)
+    catalog = Catalog(
+        path=source_path,
+        format=fmt,
+        columns=columns,
+        sheet=getattr(source, "sheet", None),
+        encoding=getattr(source, "encoding", None),
+        delimiter=getattr(source, "delimiter", None),
+        notes=notes,
+        _source=source,
+        _raw_header=list(raw_header),
+    )
+    if id_column is not None:
+        catalog.id_column = _check_id_column(catalog, id_column)
+    return catalog
+
+
+def _check_path(path: Path) -> Path:
+    if path.is_dir():
+        raise CatalogError(
+            f"{path} is a directory, not a catalog file.", "Give the path of one catalog file."
+        )
+    if not path.exists():
+        raise CatalogError(
+            f"Catalog file {path} does not exist.", "Check the path and the current directory."
+        )
+    if path.stat().st_size == 0:
+        raise CatalogError(f"{path.name} is empty.", "Export the catalog again; the file has no bytes in it.")
+    return path
+
+
+def _make_source(
+    path: Path,
+    fmt: str,
+    sheet: str | int | None,
+    header_row: int,
+    encoding: str | None,
+    delimiter: str | None,
+) -> Any:
+    if fmt == "xlsx":
+        return XlsxSource(path, sheet, header_row)
+    if fmt == "jsonl":
+        return JsonlSource(path)
+    if fmt == "parquet":
+        return ParquetSource(path)
+    chosen = encoding or detect_encoding(path)
+    try:
+        "".encode(chosen)
+    except LookupError:
+        raise CatalogError(
+            f"Unknown text encoding '{encoding}'.", "Use e.g. utf-8, gb18030, latin-1."
+        ) from None
+    if delimiter is None:
+        delimiter = "\t" if fmt == "tsv" else sniff_delimiter(path, chosen)
+    return CsvSource(path, chosen, delimiter, header_row)
+
+
+def unique_name(name: str, taken: list[str]) -> str:
+    """`name`, or `name_2`, `name_3`... so that no two columns match case-insensitively (SQL ignores case)."""
+    folded = {existing.casefold() for existing in taken}
+    if name.casefold() not in folded:
+        return name
+    number = 2
+    while f"{name}_{number}".casefold() in folded:
+        number += 1
+    return f"{name}_{number}"
+
+
+def normalise_header(raw: list[Any]) -> tuple[list[str], list[str]]:
+    """Column names from header cells: trimmed, blanks named `column_N`, repeats suffixed `_2`."""
+    cells = list(raw)
+    while cells and (cells[-1] is None or str(cells[-1]).strip() == ""):
+        cells.pop()  # spreadsheets often carry empty formatted cells to the right of the header
+    columns: list[str] = []
+    notes: list[str] = []
+    for number, cell in enumerate(cells, start=1):
+        text = "" if cell is None else str(cell).replace("\ufeff", "").strip()
+        if not text:
+            text = f"column_{number}"
+            notes.append(f"Column {number} has no header; it is called '{text}'.")
+        name = unique_name(text, columns)
+        if name != text:
+            notes.append(f"Column {number} repeats the header '{text}'; it is called '{name}'.")
+        columns.append(name)
+    if not columns:
+        raise CatalogError("The header row is empty.", "Put the column names on the header row.")
+    return columns, notes
+
+
+def _check_id_column(catalog: Catalog, id_column: str) -> str:
+    if id_column in catalog.columns:
+        return id_column
+    by_case = [c for c in catalog.columns if c.casefold() == id_column.casefold()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(id_column, catalog.columns, n=1)
+    guess = f" Did you mean '{close[0]}'?" if close else ""
+    raise CatalogError(
+        f"Id column '{id_column}' is not a column of {catalog.path.name}.{guess}",
+        f"Its columns are: {', '.join(catalog.columns)}.",
+    )

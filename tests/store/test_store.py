@@ -1,0 +1,77 @@
+"""The job store keeps every outcome, survives reopening, and pages items in catalog order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skuforge.errors import NotFoundError
+from skuforge.store import ItemOutcome, open_store
+
+
+def outcome(i: int, status: str = "done", **fields: object) -> ItemOutcome:
+    return ItemOutcome(
+        row_id=f"sku-{i}", row_index=i, step="attributes", key=f"k{i}", status=status,
+        output={"color": f"c{i}"}, **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_recorded_outcomes_survive_reopening_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_store(url)
+    job = store.create_job(kind="run", catalog="c.csv", recipe="attributes", model="fake:")
+    store.record(job.id, [outcome(i) for i in range(500)])
+    store.close()
+
+    again = open_store(url)
+    items = list(again.items(job.id))
+    assert [i.row_index for i in items] == list(range(500))
+    assert items[7].output == {"color": "c7"}
+    assert again.counts(job.id).done == 500
+
+
+def test_recording_the_same_item_again_replaces_it(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    job = store.create_job(kind="run", catalog="c.csv", recipe="attributes")
+    store.record(job.id, [outcome(1, status="failed", error="timeout")])
+    store.record(job.id, [outcome(1, input_tokens=10, cost=0.5)])
+    store.flush()
+    (item,) = store.items(job.id)
+    assert (item.status, item.error, item.input_tokens) == ("done", None, 10)
+    assert store.counts(job.id).cost == pytest.approx(0.5)
+
+
+def test_items_in_range_returns_only_that_chunk(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    job = store.create_job(kind="run", catalog="c.csv", recipe="attributes")
+    store.record(job.id, [outcome(i) for i in range(100)])
+    store.flush()
+    assert sorted(i.row_index for i in store.items_in_range(job.id, 10, 19)) == list(range(10, 20))
+
+
+def test_items_filter_by_status_and_page(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    job = store.create_job(kind="run", catalog="c.csv", recipe="attributes")
+    store.record(job.id, [outcome(i, status="flagged" if i % 3 == 0 else "done") for i in range(30)])
+    store.flush()
+    flagged = list(store.items(job.id, status="flagged", batch=4))
+    assert [i.row_index for i in flagged] == list(range(0, 30, 3))
+    assert [i.row_index for i in store.items(job.id, offset=5, limit=3)] == [5, 6, 7]
+
+
+def test_unknown_job_error_suggests_listing_jobs(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with pytest.raises(NotFoundError) as info:
+        store.get_job("j-nope")
+    assert "skuforge jobs" in (info.value.hint or "")
+
+
+def test_find_job_returns_the_newest_run_with_that_fingerprint(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    store.create_job(kind="run", catalog="a", recipe="r", fingerprint="fp1")
+    newer = store.create_job(kind="run", catalog="a", recipe="r", fingerprint="fp1")
+    store.create_job(kind="trial", catalog="a", recipe="r", fingerprint="fp1")
+    found = store.find_job("fp1")
+    assert found is not None and found.id == newer.id
+    assert store.find_job("other") is None
