@@ -20,8 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 TOKEN = "browser-test-token-42"
 
@@ -38,12 +43,16 @@ class LiveServer:
     def __init__(self, **options: Any) -> None:
         import uvicorn
 
-        opts: dict[str, Any] = dict(token=TOKEN, worker_poll_s=0.1, lease_s=5.0, trial_rows=5, models=["fake:"])
+        opts: dict[str, Any] = dict(
+            token=TOKEN, worker_poll_s=0.1, lease_s=5.0, trial_rows=5, models=["fake:"]
+        )
         opts.update(options)
         self.app = create_app(ServiceOptions(**opts))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -72,7 +81,10 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}: run scripts/setup.sh all,dev (apt-get install chromium).")
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: run scripts/setup.sh all,dev "
+            "(it runs apt-get install chromium)."
+        )
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

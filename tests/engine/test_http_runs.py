@@ -103,3 +103,25 @@ def test_kill_9_mid_run_then_resume_finishes_every_row_exactly_once(
     assert stats["resent_after_success"] <= concurrency
     assert stats["requests"] <= rows + concurrency
     store.close()
+
+
+def test_the_api_key_never_reaches_the_store_the_cache_or_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-test-DO-NOT-LEAK-1234567890"
+    path = write_catalog(tmp_path / "c.csv", 5)
+    out = tmp_path / "o.xlsx"
+    with MockServer(MockConfig(api_key=secret)) as mock:
+        monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        assert main(["run", str(path), "--recipe", "title", "--model", "openai:mock-model", "--out", str(out)]) == 0
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0000")
+        main(["run", str(path), "--recipe", "title", "--model", "openai:mock-model", "--no-cache",
+              "--set", "max_chars=50", "--out", str(tmp_path / "o2.xlsx")])
+    printed = capsys.readouterr()
+    assert secret not in printed.out + printed.err and "sk-wrong-key-0000" not in printed.out + printed.err
+    files = [*_isolated_home.rglob("*"), out, tmp_path / "o2.xlsx"]
+    for file in files:
+        if file.is_file():
+            assert secret.encode() not in file.read_bytes(), file
+            assert b"sk-wrong-key-0000" not in file.read_bytes(), file

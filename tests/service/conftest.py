@@ -29,8 +29,10 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     """Build clients (each its own app) that share the test's SKUFORGE_HOME; all are closed at the end."""
     opened: list[TestClient] = []
 
-    def build(store_url: str | None = None, bearer: bool = True, **overrides: Any) -> TestClient:
-        app = create_app(make_options(**overrides), store_url=store_url)
+    def build(
+        store_url: str | None = None, bearer: bool = True, provider_factory: Any = None, **overrides: Any
+    ) -> TestClient:
+        app = create_app(make_options(**overrides), store_url=store_url, provider_factory=provider_factory)
         client = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
         client.__enter__()
         if bearer:
@@ -55,7 +57,9 @@ def upload(client: TestClient, path: Path = SAMPLE_CSV, name: str | None = None)
     return response.json()
 
 
-def wait_for(client: TestClient, job_id: str, states: tuple[str, ...] = ("done",), timeout: float = 60) -> dict[str, Any]:
+def wait_for(
+    client: TestClient, job_id: str, states: tuple[str, ...] = ("done",), timeout: float = 60
+) -> dict[str, Any]:
     """Poll a job until it reaches one of `states` (fails with the job's last view otherwise)."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}

@@ -30,24 +30,36 @@ DATA = Path(__file__).parent / "data"
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _key(term: str) -> str:
-    return re.sub(r"[\s-]+", " ", term).casefold()
+@dataclass(frozen=True)
+class Term:
+    text: str
+    material: str
+    pattern: re.Pattern[str]
+    probe: str  # a casefolded piece that must be in the text for the term to match (a cheap pre-filter)
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Material terms compiled into one regex: longest alternatives first, so 不锈钢 wins over 钢."""
-
-    pattern: re.Pattern[str]
-    material_of: dict[str, str]
+    terms: tuple[Term, ...]
     implies: dict[str, tuple[str, ...]]
     ignore: tuple[str, ...]
 
     def find(self, text: str) -> list[tuple[str, str]]:
-        """(material, term as written) for each mention, left to right."""
+        """(material, term as written) for each mention; longest first, overlapped shorter ones dropped."""
         for word in self.ignore:
             text = text.replace(word, " " * len(word))
-        return [(self.material_of[_key(m.group(0))], m.group(0)) for m in self.pattern.finditer(text)]
+        folded = text.casefold()
+        taken: list[tuple[int, int]] = []
+        found = []
+        for term in self.terms:
+            if term.probe not in folded:
+                continue
+            for m in term.pattern.finditer(text):
+                if any(m.start() < end and start < m.end() for start, end in taken):
+                    continue
+                taken.append((m.start(), m.end()))
+                found.append((term.material, m.group(0)))
+        return found
 
     def closure(self, materials: set[str]) -> set[str]:
         out, todo = set(materials), list(materials)
@@ -59,13 +71,14 @@ class Vocabulary:
         return out
 
 
-def _alternative(term: str, case: bool) -> str:
-    """A regex for one term: a substring in Chinese, a whole word (spaces or hyphens between) otherwise."""
-    if _HAN.search(term):
-        body = re.escape(term)
-    else:
-        body = r"(?<![\w-])" + re.escape(term).replace(r"\ ", r"[\s-]+") + r"(?![\w-])"
-    return body if case else f"(?i:{body})"
+def _term(text: str, material: str, case: bool) -> Term:
+    """A substring in Chinese; a whole word (spaces or hyphens between words) otherwise."""
+    flags = 0 if case else re.IGNORECASE
+    if _HAN.search(text):
+        return Term(text, material, re.compile(re.escape(text), flags), text.casefold())
+    body = re.escape(text).replace(r"\ ", r"[\s-]+")
+    pattern = re.compile(rf"(?<![\w-]){body}(?![\w-])", flags)
+    return Term(text, material, pattern, text.split()[0].casefold())
 
 
 @lru_cache(maxsize=1)
@@ -73,17 +86,13 @@ def vocabulary() -> Vocabulary:
     """The shipped material vocabulary, compiled once."""
     data = yaml.safe_load((DATA / "materials.yaml").read_text(encoding="utf-8"))
     ignore = tuple(data.pop("_ignore", []))
-    terms: list[tuple[str, bool]] = []
-    material_of: dict[str, str] = {}
-    implies: dict[str, tuple[str, ...]] = {}
+    terms, implies = [], {}
     for material, entry in data.items():
         implies[material] = tuple(entry.get("implies", []))
         for text in [*entry.get("en", []), *entry.get("zh", [])]:
-            terms.append((str(text), bool(entry.get("case"))))
-            material_of.setdefault(_key(str(text)), material)
-    terms.sort(key=lambda t: len(t[0]), reverse=True)
-    pattern = re.compile("|".join(_alternative(t, case) for t, case in terms))
-    return Vocabulary(pattern, material_of, implies, ignore)
+            terms.append(_term(str(text), material, bool(entry.get("case"))))
+    terms.sort(key=lambda t: len(t.text), reverse=True)
+    return Vocabulary(tuple(terms), implies, ignore)
 
 
 @lru_cache(maxsize=8)
@@ -145,11 +154,11 @@ class GroundingCheck:
         p = spec.params
         self.spec = spec
         self.fields = as_fields(p.get("fields", p.get("field")))
-        self.allow = [str(a) for a in p.get("allow", [])]
+        self.allow = as_fields(p.get("allow")) or []
         self.allowed = {a.casefold() for a in self.allow}
         self.parts = {k: bool(p.get(k, True)) for k in ("numbers", "materials", "brands_check")}
         shipped, self.common_words = brand_list(p.get("brands_file"))
-        self.brands = _brand_pattern(shipped + tuple(str(b) for b in p.get("brands", [])))
+        self.brands = _brand_pattern(shipped + tuple(as_fields(p.get("brands")) or []))
 
     def __call__(self, item: CheckItem) -> list[Finding]:
         source = read_source(item.row, self.allow)

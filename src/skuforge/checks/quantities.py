@@ -190,6 +190,7 @@ EN_WORDS = {
 
 def spelled_numbers(text: str) -> list[Quantity]:
     """Small numbers written as words (`two`, `pair`, `三件`): a source that says them grounds the digits."""
-    found = [Quantity(w, float(v)) for w, v in EN_WORDS.items() if re.search(rf"\b{w}s?\b", text, re.I)]
+    words = set(re.findall(r"[a-z]+", text.casefold()))
+    found = [Quantity(w, float(v)) for w, v in EN_WORDS.items() if w in words or f"{w}s" in words]
     found += [Quantity(ch, float(v)) for ch, v in ZH_DIGITS.items() if ch in text]
     return found

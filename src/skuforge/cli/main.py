@@ -50,29 +50,27 @@ def report(exc: SkuforgeError) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
     except SkuforgeError as exc:
         if os.environ.get("SKUFORGE_DEBUG"):
             raise
         report(exc)
         return exc.exit_code
-    except typer.Abort:
-        err.print("Aborted.")
-        return 130
-    except KeyboardInterrupt:
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        return 0
+    except ClickException as exc:  # usage errors: unknown option, bad value
+        exc.show()
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
         err.print("Interrupted. Finished items are saved; continue with `skuforge resume JOB`.")
         return 130
-    except Exception as exc:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ class Exporter:
         return [*self.original, *self.generated, STATUS_COLUMN, NOTES_COLUMN]
 
     def _publishable(self, item: ItemRecord) -> bool:
-        if item.status not in ("done", "flagged"):
+        if item.status not in ("done", "flagged") or item.review == "rejected":
             return False
         if self.approved_only:
             return item.review in ("approved", "edited")

@@ -18,7 +18,9 @@ from skuforge.catalog import CatalogRow, open_catalog, select
 from skuforge.checks.base import CheckItem, build, verdict
 from skuforge.config import Settings, load_settings
 from skuforge.engine.budget import Budget
+from skuforge.engine.packing import Packer
 from skuforge.engine.progress import ProgressCallback, RunProgress
+from skuforge.engine.projection import live_projection
 from skuforge.engine.spec import JobSpec
 from skuforge.errors import (
     OutputError, PermanentError, ProviderError, RecipeError, SkuforgeError,
@@ -88,6 +90,9 @@ class Runner:
 
         self.call_stats = CallStats()
         self.stopped_reason: str | None = None
+        self._packers: dict[tuple[str, str], Packer] = {}
+        self._items_per_row: int | None = None  # steps x variants: for the live projection
+        self.latency_s_total, self.latency_count = 0.0, 0  # of requests sent (not cache hits): trial timing
 
     # -- set-up ----------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -257,20 +262,48 @@ class Runner:
         if earlier is not None and earlier.key == key and earlier.status in FINISHED:
             self.progress.reused += 1
             return StepOutcome(earlier.output, earlier.status)
+        if step.pack > 1:
+            return await self._packed(row, step, variant, request, model, key, base)
         return await self._generate(row, step, variant, request, model, key, base)
+
+    async def _packed(
+        self, row: CatalogRow, step: Step, variant: dict[str, Any], request: Request, model: str,
+        key: str, base: dict[str, Any],
+    ) -> StepOutcome | None:
+        """A product of a `pack: K` step: answered from a request shared with K-1 others (engine.packing),
+        or, when its part of the packed answer is missing or invalid, sent alone as usual."""
+        client = self._clients[model]
+        estimate = self._estimate_cost(model, client, request)  # a single request's: a pack costs less
+        if not self.budget.reserve(estimate):
+            return None
+        packer = self._packers.setdefault((step.name, model), Packer(client, step.pack))
+        share = await packer.submit(request, lambda text: step.parse(text, request.json_schema))
+        if share.output is None:
+            self.budget.settle(estimate, 0.0)  # the fallback settles the pack's share with its own cost
+            self.progress.requests += share.requests  # the failed pack was still sent
+            return await self._generate(row, step, variant, request, model, key, base, spent=share.usage)
+        cost = 0.0 if share.cached else self._cost(model, share.usage)
+        self.budget.settle(estimate, cost)
+        return self._succeeded(
+            row, step, variant, base, key, share.output, share.usage, cost, attempts=1, cached=share.cached,
+            requests=0 if share.cached else share.requests, meta={"packed": share.size},
+        )
 
     async def _generate(
         self, row: CatalogRow, step: Step, variant: dict[str, Any], request: Request, model: str,
-        key: str, base: dict[str, Any],
+        key: str, base: dict[str, Any], spent: Usage | None = None,
     ) -> StepOutcome | None:
         client = self._clients[model]
         estimate = self._estimate_cost(model, client, request)
         if not self.budget.reserve(estimate):
             return None
-        usage, attempts, cached = Usage(), 0, True
+        usage, attempts, cached = spent or Usage(), 0, True
         try:
             result = await client.generate(request)
             usage, attempts, cached = usage + result.usage, 1, result.cached
+            if not result.cached:
+                self.latency_s_total += result.latency_s
+                self.latency_count += 1
             try:
                 output = step.parse(result.text)
             except OutputError as first:
@@ -292,14 +325,25 @@ class Runner:
             return self._failed(base, key, exc, usage, attempts, model, estimate)
         cost = 0.0 if cached else self._cost(model, usage)
         self.budget.settle(estimate, cost)
+        return self._succeeded(
+            row, step, variant, base, key, output, usage, cost, attempts=attempts, cached=cached,
+            requests=0 if cached else attempts,
+        )
+
+    def _succeeded(
+        self, row: CatalogRow, step: Step, variant: dict[str, Any], base: dict[str, Any], key: str,
+        output: Any, usage: Usage, cost: float, *, attempts: int, cached: bool, requests: int,
+        meta: dict[str, Any] | None = None,
+    ) -> StepOutcome:
+        """Check a parsed output and record the item (done or flagged, or failed by a failing check)."""
         findings = self._check(row, step, variant, output)
         status = verdict(findings)
         return self._finish(ItemOutcome(
             **base, key=key, status=status, output=output, findings=[f.model_dump() for f in findings] or None,
             error="; ".join(f.reason for f in findings if not f.ok) or None, review=self._review(status, key),
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_input_tokens, cost=cost, attempts=attempts, cached=cached,
-        ), requests=0 if cached else attempts)
+            cached_tokens=usage.cached_input_tokens, cost=cost, attempts=attempts, cached=cached, meta=meta,
+        ), requests=requests)
 
     def _review(self, status: str, key: str) -> str | None:
         """Flagged items go to review; so does a fixed share of clean ones, chosen by key (reproducible)."""
@@ -367,7 +411,13 @@ class Runner:
         return self._cost(model, Usage(input_tokens=client.count_tokens(text), output_tokens=out))
 
     def _emit(self) -> None:
-        self.progress.cost = round(self.progress.cost, 10)
+        p = self.progress
+        p.cost = round(p.cost, 10)
+        new = p.done + p.flagged + p.failed + p.skipped
+        if self._items_per_row is None:
+            self._items_per_row = sum(len(step.variants(self.params)) for step in self.recipe.steps)
+        total = p.rows_total * self._items_per_row if p.rows_total is not None else None
+        p.projected_cost = live_projection(p.cost, new, new + p.reused, total)
         if self.on_progress is not None:
             self.on_progress(self.progress)
 

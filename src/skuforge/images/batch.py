@@ -154,10 +154,8 @@ def find_or_create_job(store: Any, config: BatchConfig, job_id: str | None, fres
     if job_id:
         return store.get_job(job_id)
     fingerprint = config.fingerprint()
-    if not fresh:
-        for job in store.list_jobs(kind="images", limit=500):
-            if job.fingerprint == fingerprint:
-                return job
+    if not fresh and (job := store.find_job(fingerprint, kind="images")) is not None:
+        return job
     return store.create_job(
         kind="images",
         catalog=str(config.catalog),

@@ -158,7 +158,20 @@ def fts_document(text: str) -> str:
     return " ".join(keyword_tokens(text))
 
 
+def query_tokens(text: str) -> list[str]:
+    """Tokens worth searching for: no function words, and of a code only the whole and its code-like parts.
+
+    `SKU-012345` searches `sku012345` and `012345` but not `sku`, which every product row contains and
+    which would make FTS5 score the whole index (measured: 240 ms -> a few ms at 100k chunks).
+    """
+    lowered = _CJK_RUN.sub(" ", text.lower())
+    weak = set()
+    for code in _CODE.findall(lowered):
+        weak.update(p for p in _WORD.findall(code) if len(p) < 4 or not any(ch.isdigit() for ch in p))
+    return [t for t in dict.fromkeys(keyword_tokens(text)) if t not in STOPWORDS and t not in weak]
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 MATCH expression: any query token may match; BM25 ranks rare ones (model numbers) first."""
-    tokens = [t for t in dict.fromkeys(keyword_tokens(text)) if t not in STOPWORDS]
+    tokens = query_tokens(text)
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in tokens) or None

@@ -77,8 +77,12 @@ class KnowledgeBase:
         return get_embedder(self.embedder_name)
 
     def _db(self) -> Any:
+        from datetime import timedelta
+
         lancedb = require("lancedb", "Knowledge bases", "knowledge")
-        return lancedb.connect(str(self.path / "vectors"))
+        # Another process (the CLI, a review in the service) may add chunks while this one holds the base
+        # open; re-check for new table versions at most every 2 s rather than never.
+        return lancedb.connect(str(self.path / "vectors"), read_consistency_interval=timedelta(seconds=2))
 
     def table(self, create_dim: int | None = None) -> Any:
         """The LanceDB table, opened once; created on first write with the embedder's dimension."""

@@ -107,8 +107,14 @@ def output_changes(action: str, before: Any, after: Any) -> list[Change]:
     return [] if before == after else [Change(action, None, before, after)]
 
 
-def apply(store: Store, item: ItemRecord, fields: dict[str, Any], changes: list[Change], who: str,
-          comment: str | None) -> float:
+def apply(
+    store: Store,
+    item: ItemRecord,
+    fields: dict[str, Any],
+    changes: list[Change],
+    who: str,
+    comment: str | None,
+) -> float:
     """Update the item and write its audit rows in one transaction; refuse if the item was regenerated.
 
     The update is guarded by the item key the caller saw, so a row regenerated in between (new key) is
@@ -121,14 +127,25 @@ def apply(store: Store, item: ItemRecord, fields: dict[str, Any], changes: list[
         if name in values:
             values[name] = None if values[name] is None else orjson.dumps(values[name]).decode()
     where = and_(
-        items.c.job_id == item.job_id, items.c.row_id == item.row_id, items.c.step == item.step,
-        items.c.variant == item.variant, items.c.key == item.key,
+        items.c.job_id == item.job_id,
+        items.c.row_id == item.row_id,
+        items.c.step == item.step,
+        items.c.variant == item.variant,
+        items.c.key == item.key,
     )
     rows = [
         {
-            "job_id": item.job_id, "row_id": item.row_id, "step": item.step, "variant": item.variant,
-            "action": c.action, "field": c.field, "before": _encode(c.before), "after": _encode(c.after),
-            "who": who, "comment": comment, "at": now,
+            "job_id": item.job_id,
+            "row_id": item.row_id,
+            "step": item.step,
+            "variant": item.variant,
+            "action": c.action,
+            "field": c.field,
+            "before": _encode(c.before),
+            "after": _encode(c.after),
+            "who": who,
+            "comment": comment,
+            "at": now,
         }
         for c in changes
     ]
@@ -194,8 +211,18 @@ def last_open_edit(trail: list[AuditEntry]) -> list[AuditEntry] | None:
 def record_example(store: Store, item: ItemRecord, kb: str, who: str) -> None:
     """Note in the trail that this item's output became a few-shot example in knowledge base `kb`."""
     with store.engine.begin() as conn:
-        conn.execute(reviews.insert().values(
-            job_id=item.job_id, row_id=item.row_id, step=item.step, variant=item.variant,
-            action=EXAMPLE_ACTION, field=None, before=None, after=_encode(kb), who=who,
-            comment="stored as an approved example for later runs of the recipe", at=time.time(),
-        ))
+        conn.execute(
+            reviews.insert().values(
+                job_id=item.job_id,
+                row_id=item.row_id,
+                step=item.step,
+                variant=item.variant,
+                action=EXAMPLE_ACTION,
+                field=None,
+                before=None,
+                after=_encode(kb),
+                who=who,
+                comment="stored as an approved example for later runs of the recipe",
+                at=time.time(),
+            )
+        )

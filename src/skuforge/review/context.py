@@ -38,11 +38,11 @@ class ReviewContext:
 
     @property
     def recipe(self) -> Recipe:
-        return self.runner.recipe  # type: ignore[no-any-return]
+        return self.runner.recipe
 
     @property
     def params(self) -> dict[str, Any]:
-        return self.runner.params  # type: ignore[no-any-return]
+        return self.runner.params
 
     def step(self, name: str) -> Step:
         return self.recipe.step(name)

@@ -44,18 +44,30 @@ class Decision:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "job_id": self.job_id, "row_id": self.row_id, "step": self.step, "variant": self.variant,
-            "action": self.action, "review": self.review, "at": self.at, "learned": self.learned,
+            "job_id": self.job_id,
+            "row_id": self.row_id,
+            "step": self.step,
+            "variant": self.variant,
+            "action": self.action,
+            "review": self.review,
+            "at": self.at,
+            "learned": self.learned,
             "changes": [
-                {"field": c.field, "before": None if c.before is MISSING else c.before,
-                 "after": None if c.after is MISSING else c.after}
-                for c in self.changes if c.field != REVIEW_FIELD
+                {
+                    "field": c.field,
+                    "before": None if c.before is MISSING else c.before,
+                    "after": None if c.after is MISSING else c.after,
+                }
+                for c in self.changes
+                if c.field != REVIEW_FIELD
             ],
             "warnings": [f.reason for f in self.findings if not f.ok],
         }
 
 
-def _item(store: Store, job_id: str, row_id: str, step: str, variant: str, expected_key: str | None) -> ItemRecord:
+def _item(
+    store: Store, job_id: str, row_id: str, step: str, variant: str, expected_key: str | None
+) -> ItemRecord:
     store.flush()
     item = store.get_item(job_id, row_id, step, variant)
     if expected_key is not None and item.key != expected_key:
@@ -67,15 +79,25 @@ def _item(store: Store, job_id: str, row_id: str, step: str, variant: str, expec
     if item.status not in REVIEWABLE:
         raise UserError(
             f"Row '{row_id}', step '{step}' has no output to review (its status is '{item.status}'"
-            + (f": {item.error}" if item.error else "") + ").",
+            + (f": {item.error}" if item.error else "")
+            + ").",
             "Fix the cause and run the job again; only done and flagged items can be reviewed.",
         )
     return item
 
 
 def decide(
-    store: Store, job_id: str, row_id: str, step: str, variant: str = "", action: str = "approve", *,
-    edited: Any = None, who: str | None = None, comment: str | None = None, expected_key: str | None = None,
+    store: Store,
+    job_id: str,
+    row_id: str,
+    step: str,
+    variant: str = "",
+    action: str = "approve",
+    *,
+    edited: Any = None,
+    who: str | None = None,
+    comment: str | None = None,
+    expected_key: str | None = None,
     context: ReviewContext | None = None,
 ) -> Decision:
     """Approve, reject or edit one item. `edited` is the new output (JSON text, plain text for a one-field
@@ -84,7 +106,9 @@ def decide(
     if action not in ACTIONS:
         raise UserError(f"Unknown review action '{action}'.", "Use approve, reject or edit.")
     if action == "edit" and edited is None:
-        raise UserError(f"Editing row '{row_id}', step '{step}' needs the new output.", "Give the edited text.")
+        raise UserError(
+            f"Editing row '{row_id}', step '{step}' needs the new output.", "Give the edited text."
+        )
     who = who or audit.default_reviewer()
     item = _item(store, job_id, row_id, step, variant, expected_key)
     ctx = context
@@ -104,17 +128,29 @@ def decide(
     changes.append(Change(action, REVIEW_FIELD, item.review, state))
     at = audit.apply(store, item, fields, changes, who, comment)
     decision = Decision(
-        job_id, row_id, step, variant, action, state, changes, [f for f in findings if not f.ok], at=at,
+        job_id,
+        row_id,
+        step,
+        variant,
+        action,
+        state,
+        changes,
+        [f for f in findings if not f.ok],
+        at=at,
     )
     if action in ("approve", "edit"):
-        decision.learned = _learn(store, ctx or ReviewContext(store, job_id), item, fields.get("output", item.output), who)
+        decision.learned = _learn(
+            store, ctx or ReviewContext(store, job_id), item, fields.get("output", item.output), who
+        )
     return decision
 
 
 def _edit_fields(output: Any, status: str, findings: list[Finding]) -> dict[str, Any]:
     bad = [f for f in findings if not f.ok]
     return {
-        "output": output, "status": status, "findings": [f.model_dump() for f in findings] or None,
+        "output": output,
+        "status": status,
+        "findings": [f.model_dump() for f in findings] or None,
         "error": "; ".join(f.reason for f in bad) or None,
     }
 
@@ -123,15 +159,27 @@ def _validated_edit(ctx: ReviewContext, item: ItemRecord, edited: Any) -> tuple[
     step = ctx.step(item.step)
     output = parse_edit(step, item.row_id, item.output, edited)
     status, findings = check_edit(
-        step, ctx.params, ctx.row(item.row_id).data, ctx.variant(step, item.variant), output,
-        recipe=ctx.recipe.name, row_id=item.row_id,
+        step,
+        ctx.params,
+        ctx.row(item.row_id).data,
+        ctx.variant(step, item.variant),
+        output,
+        recipe=ctx.recipe.name,
+        row_id=item.row_id,
     )
     return output, status, findings
 
 
 def rollback(
-    store: Store, job_id: str, row_id: str, step: str, variant: str = "", *, who: str | None = None,
-    comment: str | None = None, context: ReviewContext | None = None,
+    store: Store,
+    job_id: str,
+    row_id: str,
+    step: str,
+    variant: str = "",
+    *,
+    who: str | None = None,
+    comment: str | None = None,
+    context: ReviewContext | None = None,
 ) -> Decision:
     """Undo the latest edit not yet undone: restore the output and review state it replaced.
 
@@ -149,8 +197,13 @@ def rollback(
     step_obj = ctx.step(step)
     try:
         status, findings = check_edit(
-            step_obj, ctx.params, ctx.row(row_id).data, ctx.variant(step_obj, variant), restored,
-            recipe=ctx.recipe.name, row_id=row_id,
+            step_obj,
+            ctx.params,
+            ctx.row(row_id).data,
+            ctx.variant(step_obj, variant),
+            restored,
+            recipe=ctx.recipe.name,
+            row_id=row_id,
         )
     except SkuforgeError:  # the model's own output failed a check when it was made; restore it as it was
         status, findings = item.status, []
@@ -182,9 +235,9 @@ def _restore(item: ItemRecord, group: list[AuditEntry]) -> Any:
     restored = dict(current or {})
     for entry in fields:
         if entry.before is MISSING:
-            restored.pop(entry.field, None)  # type: ignore[arg-type]
+            restored.pop(entry.field, None)
         else:
-            restored[entry.field] = entry.before  # type: ignore[index]
+            restored[entry.field] = entry.before
     return restored
 
 

@@ -86,7 +86,7 @@ def parse_edit(step: Step, row_id: str, current: Any, edited: Any) -> Any:
             if one is None:
                 raise EditRejected(
                     f"The edit of {_where(step, row_id)} is not valid JSON: {exc}.",
-                    "Check the quotes and commas, e.g. {\"title\": \"New title\"}.",
+                    'Check the quotes and commas, e.g. {"title": "New title"}.',
                 ) from exc
             value = {one[0]: _plain_value(text, one[1])}
         else:
@@ -98,7 +98,7 @@ def parse_edit(step: Step, row_id: str, current: Any, edited: Any) -> Any:
         fields = ", ".join(f'"{k}"' for k in (step.output_schema.get("properties") or {}))
         raise EditRejected(
             f"The edit of {_where(step, row_id)} must be a JSON object (the output has several fields).",
-            f"Write e.g. {{{fields.split(', ')[0] if fields else 'field'}: \"new text\"}}; keys you leave out "
+            f'Write e.g. {{{fields.split(", ")[0] if fields else "field"}: "new text"}}; keys you leave out '
             "keep their current value." + (f" Fields: {fields}." if fields else ""),
         )
     if isinstance(value, dict) and isinstance(current, dict):
@@ -113,13 +113,24 @@ def parse_edit(step: Step, row_id: str, current: Any, edited: Any) -> Any:
 
 
 def check_edit(
-    step: Step, params: dict[str, Any], row: dict[str, Any], variant: dict[str, Any], output: Any, *,
-    recipe: str, row_id: str,
+    step: Step,
+    params: dict[str, Any],
+    row: dict[str, Any],
+    variant: dict[str, Any],
+    output: Any,
+    *,
+    recipe: str,
+    row_id: str,
 ) -> tuple[str, list[Finding]]:
     """Run the step's checks on an edit: ('done' | 'flagged', findings), or EditRejected for a 'fail'."""
     item = CheckItem(
-        row=row, output=output, recipe=recipe, step=step.name, locale=variant.get("locale"),
-        schema=step.output_schema, row_id=row_id,
+        row=row,
+        output=output,
+        recipe=recipe,
+        step=step.name,
+        locale=variant.get("locale"),
+        schema=step.output_schema,
+        row_id=row_id,
     )
     findings: list[Finding] = []
     for spec in step.checks_for(params):

@@ -36,9 +36,17 @@ class QueueEntry:
     def as_dict(self) -> dict[str, Any]:
         i = self.item
         return {
-            "job_id": i.job_id, "row_id": i.row_id, "row_index": i.row_index, "step": i.step,
-            "variant": i.variant, "key": i.key, "status": i.status, "review": i.review, "output": i.output,
-            "reasons": self.reasons, "source": self.source,
+            "job_id": i.job_id,
+            "row_id": i.row_id,
+            "row_index": i.row_index,
+            "step": i.step,
+            "variant": i.variant,
+            "key": i.key,
+            "status": i.status,
+            "review": i.review,
+            "output": i.output,
+            "reasons": self.reasons,
+            "source": self.source,
         }
 
 
@@ -93,8 +101,14 @@ def matches(item: ItemRecord, status: str) -> bool:
 
 
 def queue(
-    store: Store, job_id: str, *, status: str = "pending", offset: int = 0, limit: int = 50,
-    with_source: bool = False, context: ReviewContext | None = None,
+    store: Store,
+    job_id: str,
+    *,
+    status: str = "pending",
+    offset: int = 0,
+    limit: int = 50,
+    with_source: bool = False,
+    context: ReviewContext | None = None,
 ) -> list[QueueEntry]:
     """One page of the queue; with `with_source`, each entry carries its catalog row's fields."""
     store.get_job(job_id)
@@ -120,9 +134,22 @@ def queue_counts(store: Store, job_id: str) -> QueueCounts:
     with store.engine.connect() as conn:
         for step, status, review, n in conn.execute(query):
             per = counts.by_step.setdefault(step, {s: 0 for s in (*REVIEW_STATES, "flagged", "reviewable")})
-            for name, hit in ((review, review in REVIEW_STATES), ("flagged", status == "flagged"),
-                              ("reviewable", True)):
+            for name, hit in (
+                (review, review in REVIEW_STATES),
+                ("flagged", status == "flagged"),
+                ("reviewable", True),
+            ):
                 if hit:
                     setattr(counts, name, getattr(counts, name) + n)
                     per[name] += n
     return counts
+
+
+def row_items(store: Store, job_id: str, row_id: str) -> list[ItemRecord]:
+    """All items of one product (every step and variant), in recipe order of storage."""
+    store.get_job(job_id)
+    store.flush()
+    query = select(items.c.step, items.c.variant).where(items.c.job_id == job_id, items.c.row_id == row_id)
+    with store.engine.connect() as conn:
+        keys = conn.execute(query).all()
+    return [store.get_item(job_id, row_id, step, variant) for step, variant in keys]

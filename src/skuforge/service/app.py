@@ -74,7 +74,14 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (catalogs, recipes, jobs, review, schedules, playground):
+    for module in (
+        catalogs,
+        recipes,
+        review,
+        jobs,
+        schedules,
+        playground,
+    ):  # review before jobs/{id}/{action}
         app.include_router(module.router)
     _meta_routes(app, ctx)
     from skuforge.service.console import pages

@@ -1,136 +1,91 @@
-"""The one place where the service calls the trial/projection and review engines.
+"""The one place where the service calls the trial/projection engine and the review module.
 
-`skuforge.engine.projection` (trial cost projection) and `skuforge.review` (queue, decide, history) are
-built alongside the service; this module uses them when they are installed and falls back to a small
-implementation over the store otherwise, so a change in their signatures is fixed here and nowhere else.
+Handlers never import `skuforge.engine.trial`, `skuforge.engine.projection` or `skuforge.review`
+themselves, so when those APIs change, this file is the only one to update.
 """
 
 from __future__ import annotations
 
-import importlib
-import time
 from typing import Any
 
-import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from skuforge.errors import UserError
-from skuforge.store import ItemRecord, Job, Store
+from skuforge import review
+from skuforge.config import Settings
+from skuforge.engine import projection as proj
+from skuforge.engine import trial as trials
+from skuforge.engine.spec import JobSpec
+from skuforge.store import Job, Store
 from skuforge.store.schema import reviews
 
-ACTIONS = ("approve", "reject", "edit")
-_REVIEW_STATE = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+ACTIONS = review.ACTIONS
+QUEUE_STATUSES = review.STATUSES
 
 
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+# -- trials ----------------------------------------------------------------------------------------------
+def full_run_spec(trial: Job) -> JobSpec:
+    """The full run a trial stands for: the same spec without the sample."""
+    return trials.full_run_spec(trial)
 
 
-# -- trial projection ------------------------------------------------------------------------------------
-def full_row_count(store: Store, job: Job) -> int | None:
-    """Rows the full run would cover: the trial's catalog and filter, without its sample size."""
-    from skuforge.catalog import open_catalog
-    from skuforge.catalog import select as select_rows
+def projection(store: Store, job: Job, settings: Settings | None = None) -> dict[str, Any]:
+    """The projected cost, tokens and time of the full run, from a finished trial's measured items,
+    plus the trial's check results; the keys the console shows are flattened at the top."""
+    from skuforge.engine.runner import Runner
 
-    sel = dict(job.selection)
-    try:
-        catalog = open_catalog(
-            job.catalog,
-            sheet=sel.get("sheet"),
-            header_row=sel.get("header_row", 1),
-            id_column=sel.get("id_column"),
-            encoding=sel.get("encoding"),
-        )
-        if sel.get("where"):
-            return sum(1 for _ in select_rows(catalog, where=sel["where"]))
-        return catalog.count()
-    except UserError:
-        return None
-
-
-def projection(store: Store, job: Job) -> dict[str, Any]:
-    """What the full run is likely to cost and take, extrapolated from a finished trial."""
-    module = _optional("skuforge.engine.projection")
-    if module is not None and hasattr(module, "project_job"):
-        try:
-            return dict(module.project_job(store, job))
-        except (TypeError, AttributeError):  # a signature we do not know yet: use the fallback
-            pass
+    runner = Runner(store, job, settings=settings)
+    runner.prepare_for_export()
+    spec = runner.spec
+    rows_total = proj.count_selection(runner.catalog, spec.selection.where, spec.selection.limit)
+    records = list(store.items(job.id))
     counts = store.counts(job.id)
-    rows = max(counts.rows, 1)
-    total = full_row_count(store, job)
-    scale = (total or rows) / rows
-    return {
-        "trial_rows": counts.rows,
-        "full_rows": total,
-        "items": {"done": counts.done, "flagged": counts.flagged, "failed": counts.failed},
-        "flag_rate": (counts.flagged + counts.failed) / max(counts.finished, 1),
-        "projected_cost": round(counts.cost * scale, 6),
-        "projected_input_tokens": int(counts.input_tokens * scale),
-        "projected_output_tokens": int(counts.output_tokens * scale),
-        "projected_requests": int(counts.requests * scale),
-        "trial_cost": round(counts.cost, 6),
-    }
+    sample = proj.Sample(
+        proj.measures_from(records), rows=counts.rows, latency_s=(job.totals or {}).get("latency_s")
+    )
+    projected = proj.project(sample, model=job.model, rows_total=rows_total, limits=spec.limits,
+                             prices=runner.settings.prices)  # fmt: skip
+    data = projected.as_dict()
+    data.update(
+        full_rows=rows_total, trial_rows=counts.rows, projected_cost=projected.cost_expected,
+        projected_tokens=projected.tokens_total, checks=trials.check_summary(records),
+        flag_rate=(counts.flagged + counts.failed) / max(counts.finished, 1),
+    )  # fmt: skip
+    return data
 
 
 # -- review ----------------------------------------------------------------------------------------------
-def review_queue(store: Store, job_id: str, *, offset: int = 0, limit: int = 50) -> list[ItemRecord]:
-    """Items waiting for a reviewer, in catalog order."""
-    return list(store.items(job_id, review="pending", offset=offset, limit=limit))
+def review_queue(store: Store, job_id: str, *, status: str = "pending", offset: int = 0,
+                 limit: int = 50) -> list[dict[str, Any]]:  # fmt: skip
+    """One page of the review queue, each entry with its catalog row under 'source'."""
+    page = review.queue(store, job_id, status=status, offset=offset, limit=limit, with_source=True)
+    return [entry.as_dict() | {"error": entry.item.error} for entry in page]
 
 
 def decide(
-    store: Store,
-    job_id: str,
-    row_id: str,
-    step: str,
-    variant: str,
-    *,
-    action: str,
-    who: str,
-    output: Any = None,
-    comment: str | None = None,
-) -> ItemRecord:
-    """Approve, reject or edit one item; every decision is written to the audit trail with before/after."""
-    if action not in ACTIONS:
-        raise UserError(f"Unknown review action '{action}'.", f"Use one of: {', '.join(ACTIONS)}.")
-    item = store.get_item(job_id, row_id, step, variant)
-    if action == "edit" and output is None:
-        raise UserError("An edit needs the new output.", "Send the corrected output as 'output'.")
-    fields: dict[str, Any] = {"review": _REVIEW_STATE[action]}
-    if action == "edit":
-        fields["output"] = output
-    store.update_item(job_id, row_id, step, variant, **fields)
-    with store.engine.begin() as conn:
-        conn.execute(
-            insert(reviews).values(
-                job_id=job_id,
-                row_id=row_id,
-                step=step,
-                variant=variant,
-                action=action,
-                field=None,
-                before=orjson.dumps(item.output).decode() if action == "edit" else None,
-                after=orjson.dumps(output).decode() if action == "edit" else None,
-                who=who,
-                comment=comment,
-                at=time.time(),
-            )
-        )
-    return store.get_item(job_id, row_id, step, variant)
+    store: Store, job_id: str, row_id: str, step: str, variant: str, *, action: str, who: str,
+    output: Any = None, comment: str | None = None, expected_key: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Approve, reject or edit one item; the review module validates edits and writes the audit trail."""
+    decision = review.decide(
+        store, job_id, row_id, step, variant, action, edited=output, who=who, comment=comment,
+        expected_key=expected_key,
+    )  # fmt: skip
+    return decision.as_dict()
+
+
+def rollback(store: Store, job_id: str, row_id: str, step: str, variant: str, *, who: str) -> dict[str, Any]:
+    """Undo the latest edit of one item."""
+    return review.rollback(store, job_id, row_id, step, variant, who=who).as_dict()
 
 
 def history(store: Store, job_id: str, row_id: str | None = None) -> list[dict[str, Any]]:
-    """The audit trail of a job (or one row): who did what, when, with the output before and after."""
-    query = select(reviews).where(reviews.c.job_id == job_id).order_by(reviews.c.id)
+    """The audit trail of one row, or of the whole job: who changed what, when, before and after."""
     if row_id is not None:
-        query = query.where(reviews.c.row_id == row_id)
-    with store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-    for row in rows:
-        for key in ("before", "after"):
-            row[key] = orjson.loads(row[key]) if row[key] else None
-    return rows
+        rows = [row_id]
+    else:
+        with store.engine.connect() as conn:
+            rows = list(
+                conn.execute(select(reviews.c.row_id).where(reviews.c.job_id == job_id).distinct()).scalars()
+            )
+    entries = [e for r in rows for e in review.history(store, job_id, r)]
+    return [e.as_dict() for e in sorted(entries, key=lambda e: e.id)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -91,7 +92,10 @@ def _respond(
 ) -> Response:
     if _wants_html(request):
         if status == 401:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            lang = request.query_params.get("lang")
+            extra = f"&lang={quote(lang)}" if lang else ""
+            return RedirectResponse(f"/login?next={quote(target)}{extra}", status_code=303)
         from skuforge.service.console.render import error_page
 
         return error_page(request, status, body["error"])

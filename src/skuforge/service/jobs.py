@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from skuforge.config import Limits, Settings
 from skuforge.engine.spec import JobSpec, Selection
-from skuforge.errors import ConfigError, UserError
+from skuforge.errors import ConfigError
 from skuforge.recipes import load_recipe
 from skuforge.service.errors import ApiError
 from skuforge.store import Job, Store
@@ -53,7 +53,8 @@ def check_model(name: str, settings: Settings) -> str:
     if not sep or provider.strip().lower() not in known:
         raise ConfigError(
             f"Unknown model '{name}'.",
-            f"Name it provider:model; providers: {', '.join(sorted(known))} (e.g. fake:, local:qwen2.5-0.5b).",
+            f"Name it provider:model; providers: {', '.join(sorted(known))} "
+            "(e.g. fake:, local:qwen2.5-0.5b).",
         )
     return name
 
@@ -80,7 +81,8 @@ def build_spec(
 
 
 def create(store: Store, spec: JobSpec, *, start: bool = True, parent_id: str | None = None) -> Job:
-    """A new trial, or the run for this spec: an existing run with the same spec is continued (incremental)."""
+    """A new trial, or the run for this spec; an existing run with the same spec is continued
+    (incrementally: only items whose rendered request changed are sent)."""
     state = "queued" if start else "draft"
     if spec.kind == "run":
         existing = store.find_job(spec.fingerprint())
@@ -106,12 +108,9 @@ def create(store: Store, spec: JobSpec, *, start: bool = True, parent_id: str | 
 
 def launch_from_trial(store: Store, trial: Job) -> Job:
     """The full run of a trial's spec: same catalog, recipe, model, params and filter, no sample."""
-    if trial.kind != "trial":
-        raise UserError(f"Job {trial.id} is a {trial.kind}, not a trial.", "Launch a run from a trial job.")
-    spec = JobSpec.from_job(trial)
-    spec.kind = "run"
-    spec.selection = spec.selection.model_copy(update={"sample": None})
-    return create(store, spec, parent_id=trial.id)
+    from skuforge.service import bridge
+
+    return create(store, bridge.full_run_spec(trial), parent_id=trial.id)
 
 
 def transition(store: Store, job_id: str, allowed: tuple[str, ...], to: str, **values: Any) -> bool:

@@ -179,6 +179,6 @@ class CatalogFiles:
 def too_large(limit: int) -> ApiError:
     return ApiError(
         413,
-        f"The upload is larger than the limit of {limit / 1e6:,.0f} MB.",
+        f"The upload is larger than the limit of {limit / (1024 * 1024):,.0f} MB.",
         "Split the catalog, or start the service with a larger --max-upload-mb.",
     )

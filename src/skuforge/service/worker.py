@@ -113,7 +113,7 @@ class Worker:
         try:
             await runner.run()
             if job.kind == "trial":
-                self._save_projection(job.id)
+                self._save_projection(job.id, runner)
         except asyncio.CancelledError:
             self._after_stop(job.id, self._reasons.get(job.id, "shutdown"))
         except SkuforgeError as exc:
@@ -143,12 +143,16 @@ class Worker:
 
         return write
 
-    def _save_projection(self, job_id: str) -> None:
+    def _save_projection(self, job_id: str, runner: Any) -> None:
+        count = getattr(runner, "latency_count", 0)
+        latency = runner.latency_s_total / count if count else None
         job = self.store.get_job(job_id)
+        self.store.update_job(job_id, totals={**job.totals, "latency_s": latency})
         try:
-            projected = bridge.projection(self.store, job)
+            projected = bridge.projection(self.store, self.store.get_job(job_id), self.settings)
         except SkuforgeError as exc:
             projected = {"error": exc.message}
+        job = self.store.get_job(job_id)
         self.store.update_job(job_id, totals={**job.totals, "projection": projected})
 
     async def _shutdown(self) -> None:

@@ -161,11 +161,11 @@ class Store:
             raise NotFoundError(f"No job '{job_id}' in the store {self.url}.", hint)
         return self._job_from_row(row)
 
-    def find_job(self, fingerprint: str) -> Job | None:
-        """The newest job with this fingerprint (same catalog, recipe, model, params and selection)."""
+    def find_job(self, fingerprint: str, kind: str = "run") -> Job | None:
+        """The newest job of `kind` with this fingerprint (same catalog, recipe, model, params, selection)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(jobs).where(jobs.c.fingerprint == fingerprint, jobs.c.kind == "run")
+                select(jobs).where(jobs.c.fingerprint == fingerprint, jobs.c.kind == kind)
                 .order_by(jobs.c.created_at.desc()).limit(1)
             ).first()
         return self._job_from_row(row) if row else None

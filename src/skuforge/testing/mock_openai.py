@@ -57,6 +57,9 @@ class MockConfig(BaseModel):
     capacity: int | None = Field(default=None, ge=1, description="requests served at once; the rest queue")
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
+    rate_burst_s: float | None = Field(
+        default=None, gt=0, description="RPM/TPM bucket size in seconds of rate (default a full minute)"
+    )
     p500: float = Field(default=0.0, ge=0, le=1)
     pdrop: float = Field(
         default=0.0, ge=0, le=1, description="headers + part of the body, then the connection closes"
@@ -124,7 +127,7 @@ class MockApp:
 
     def configure(self, config: MockConfig) -> None:
         self.config = config
-        self.limiter = RateLimiter(config.rpm, config.tpm) if (config.rpm or config.tpm) else None
+        self.limiter = RateLimiter(config.rpm, config.tpm, config.rate_burst_s) if (config.rpm or config.tpm) else None
         self.slots = asyncio.Semaphore(config.capacity) if config.capacity else None
 
     def build(self, extra: Sequence[tuple[str, str, Handler]] = ()) -> web.Application:
@@ -666,6 +669,8 @@ def _parser() -> argparse.ArgumentParser:
         ("--p429", "p429"),
         ("--retry-after-s", "retry_after_s"),
         ("--cached-share", "cached_share"),
+        ("--rate-burst-s", "rate_burst_s"),
+        ("--hang-s", "hang_s"),
     ):
         p.add_argument(flag, dest=field, type=float, default=None)
     for flag, field in (("--capacity", "capacity"), ("--output-tokens", "output_tokens"), ("--seed", "seed")):

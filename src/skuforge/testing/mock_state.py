@@ -95,25 +95,27 @@ def fmt_duration(seconds: float) -> str:
 class RateLimiter:
     """Token buckets for requests and tokens per minute, refilled continuously (like the hosted APIs)."""
 
-    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+    def __init__(self, rpm: float | None, tpm: float | None, burst_s: float | None = None) -> None:
         self.rpm, self.tpm = rpm, tpm
-        self.requests = float(rpm or 0)
-        self.tokens = float(tpm or 0)
+        # bucket size: a full minute's worth by default; `burst_s` seconds' worth for a stricter server
+        self.burst = (burst_s / 60.0) if burst_s else 1.0
+        self.requests = float(rpm or 0) * self.burst
+        self.tokens = float(tpm or 0) * self.burst
         self.stamp = time.monotonic()
 
     def _refill(self) -> None:
         now = time.monotonic()
         elapsed, self.stamp = now - self.stamp, now
         if self.rpm:
-            self.requests = min(self.rpm, self.requests + elapsed * self.rpm / 60)
+            self.requests = min(self.rpm * self.burst, self.requests + elapsed * self.rpm / 60)
         if self.tpm:
-            self.tokens = min(self.tpm, self.tokens + elapsed * self.tpm / 60)
+            self.tokens = min(self.tpm * self.burst, self.tokens + elapsed * self.tpm / 60)
 
     def admit(self, tokens: int) -> tuple[float, dict[str, str]]:
         """(seconds to wait, headers): 0 when admitted (and the buckets are charged)."""
         self._refill()
         wait_r = (1 - self.requests) * 60 / self.rpm if self.rpm and self.requests < 1 else 0.0
-        cost = min(tokens, self.tpm) if self.tpm else 0
+        cost = min(tokens, self.tpm * self.burst) if self.tpm else 0
         wait_t = (cost - self.tokens) * 60 / self.tpm if self.tpm and self.tokens < cost else 0.0
         if not wait_r and not wait_t:
             self.requests -= 1 if self.rpm else 0

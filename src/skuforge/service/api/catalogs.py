@@ -1,4 +1,5 @@
-"""/api/catalogs: upload (multipart field `file`, or a raw body with ?filename=), list, preview, replace, delete."""
+"""/api/catalogs: upload (multipart field `file`, or a raw body with ?filename=), list, preview, replace,
+delete."""
 
 from __future__ import annotations
 

@@ -199,5 +199,14 @@ def export(
 @router.get("/{job_id}/projection", summary="A trial's projection of the full run's cost")
 def projection(request: Request, _: Caller, job_id: str) -> dict[str, Any]:
     ctx = get_ctx(request)
-    job = load_job(ctx, job_id)
-    return (job.totals or {}).get("projection") or bridge.projection(ctx.store, job)
+    return projection_of(ctx, load_job(ctx, job_id))
+
+
+def projection_of(ctx: ServiceContext, job: Job) -> dict[str, Any]:
+    """The stored projection of a finished trial, computed (and stored) now if the worker has not yet."""
+    saved = (job.totals or {}).get("projection")
+    if saved or job.kind != "trial" or job.state != "done":
+        return saved or {}
+    projected = bridge.projection(ctx.store, job, ctx.settings)
+    ctx.store.update_job(job.id, totals={**ctx.store.get_job(job.id).totals, "projection": projected})
+    return projected

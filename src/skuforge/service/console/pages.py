@@ -89,7 +89,7 @@ def home(request: Request, _: ConsoleUser) -> Response:
         "home.html",
         catalogs=files.list(),
         jobs=recent,
-        limit_mb=ctx.options.max_upload_bytes // 1_000_000,
+        limit_mb=ctx.options.max_upload_bytes // (1024 * 1024),
         accept=",".join(SUPPORTED_FORMATS),
     )
 
@@ -112,7 +112,7 @@ async def delete_catalog(request: Request, identity: ConsoleUser, catalog_id: st
 def catalog_page(request: Request, _: ConsoleUser, catalog_id: str) -> Response:
     ctx = get_ctx(request)
     stored = CatalogFiles(ctx.catalogs_dir, 0).get(check_id(catalog_id))
-    preview = catalog_api.preview_rows(stored, 8)
+    preview = catalog_api.preview_rows(stored, 6)
     recipes = [r for r in list_recipes(ctx.settings.recipe_dirs) if r.problem is None]
     return page(
         request,
@@ -167,6 +167,7 @@ def job_page(request: Request, _: ConsoleUser, job_id: str) -> Response:
     ctx = get_ctx(request)
     job = job_api.load_job(ctx, job_id)
     data = job_api.view(ctx, job)
+    data["projection"] = job_api.projection_of(ctx, job) or None
     children = [j for j in ctx.store.list_jobs(limit=200, kind="run") if j.parent_id == job.id]
     return page(
         request,

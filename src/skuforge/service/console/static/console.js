@@ -47,10 +47,11 @@
       at = Math.max(0, Math.min(cards.length - 1, i));
       cards.forEach(function (c, n) { c.classList.toggle("current", n === at); });
       cards[at].focus({ preventScroll: true });
-      cards[at].scrollIntoView({ block: "nearest", behavior: "smooth" });
+      cards[at].scrollIntoView({ block: "nearest" });
     };
     var decide = function (card, action, output) {
-      var body = { row_id: card.dataset.row, step: card.dataset.step, variant: card.dataset.variant, action: action };
+      var body = { row_id: card.dataset.row, step: card.dataset.step, variant: card.dataset.variant,
+                   action: action, expected_key: card.dataset.key || null };
       if (output !== undefined) body.output = output;
       return post("/api/jobs/" + review.dataset.job + "/review", body).then(function (r) {
         if (!r.ok) return r.json().then(function (e) { alert(e.error.message + "\n" + (e.error.hint || "")); });

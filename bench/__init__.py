@@ -1,0 +1,1 @@
+"""skuforge benchmarks: they print figures; tests never assert on wall-clock time. Run `python -m bench`."""
