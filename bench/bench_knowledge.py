@@ -140,7 +140,7 @@ def build(n: int, embedder_name: str, per_source: int) -> tuple[object, list[tup
     info = kb.info()
     rest = total - timed.seconds - index_s[0]
     print(
-        f"build: {n} chunks in {total:.1f} s = embedding {timed.seconds:.1f} s + IVF-PQ index builds "
+        f"build: {n} chunks in {total:.1f} s = embedding {timed.seconds:.1f} s + IVF-SQ index builds "
         f"{index_s[0]:.1f} s + SQLite/FTS5/LanceDB writes {rest:.1f} s ({n / rest:.0f} chunks/s); "
         f"vector index {info['vector_index']}; on disk {info['bytes'] / 1e6:.0f} MB"
     )

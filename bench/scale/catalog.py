@@ -16,8 +16,34 @@ RECIPE = Path(__file__).with_name("bench.yaml")
 MODEL = "bench"
 OUTPUT_TOKENS = 100
 COLUMN = "bench_tagline"
-_WORDS = "steel cotton oak copper linen walnut bamboo wool glass ceramic leather nylon".split()
-_KINDS = "kettle shirt chair lamp mug towel desk scarf bowl jacket stool blanket".split()
+_WORDS = [
+    "steel",
+    "cotton",
+    "oak",
+    "copper",
+    "linen",
+    "walnut",
+    "bamboo",
+    "wool",
+    "glass",
+    "ceramic",
+    "leather",
+    "nylon",
+]
+_KINDS = [
+    "kettle",
+    "shirt",
+    "chair",
+    "lamp",
+    "mug",
+    "towel",
+    "desk",
+    "scarf",
+    "bowl",
+    "jacket",
+    "stool",
+    "blanket",
+]
 
 
 def write_catalog(path: Path, rows: int) -> Path:
@@ -51,9 +77,16 @@ def expected(catalog: Path, every: int = 1) -> Iterator[Expected]:
     recipe = load_recipe(str(RECIPE), [])
     params = recipe.resolve_params({})
     (step,) = recipe.steps
-    provider = OpenAIProvider(MODEL, base_url="http://127.0.0.1:1/v1", capabilities=Capabilities(
-        json_schema=True, json_mode=True, streaming=True, batch=True,
-    ))
+    provider = OpenAIProvider(
+        MODEL,
+        base_url="http://127.0.0.1:1/v1",
+        capabilities=Capabilities(
+            json_schema=True,
+            json_mode=True,
+            streaming=True,
+            batch=True,
+        ),
+    )
     for n, row in enumerate(open_catalog(str(catalog), id_column="sku").rows()):
         if n % every:
             continue
@@ -62,6 +95,7 @@ def expected(catalog: Path, every: int = 1) -> Iterator[Expected]:
         pairs = [(m["role"], m["content"]) for m in body["messages"]]
         fmt = body.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema")
-        answer = fake_answer(pairs, schema=schema, json_mode=fmt.get("type") == "json_object",
-                             target_tokens=OUTPUT_TOKENS)
+        answer = fake_answer(
+            pairs, schema=schema, json_mode=fmt.get("type") == "json_object", target_tokens=OUTPUT_TOKENS
+        )
         yield Expected(row.row_id, body, _prompt_key(MODEL, pairs, fmt), answer)

@@ -22,7 +22,11 @@ class ChildRun:
 
 
 def run_child(
-    args: list[str], env: dict[str, str], log: Path, *, kill_when: Callable[[], bool] | None = None,
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    *,
+    kill_when: Callable[[], bool] | None = None,
 ) -> ChildRun:
     """Start `args`, optionally SIGKILL it once `kill_when()` says so, and reap it with its rusage."""
     with log.open("w") as out:

@@ -20,7 +20,10 @@ async def _main(args: argparse.Namespace) -> None:
 
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     client = AsyncOpenAI(
-        base_url=args.base_url, api_key="bench", timeout=args.timeout, max_retries=args.max_retries,
+        base_url=args.base_url,
+        api_key="bench",
+        timeout=args.timeout,
+        max_retries=args.max_retries,
         http_client=httpx.AsyncClient(limits=limits, timeout=args.timeout),
     )
     gate = asyncio.Semaphore(args.concurrency)

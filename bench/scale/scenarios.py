@@ -26,8 +26,10 @@ class Scenario:
 
     def minimum_s(self) -> float:
         """Theoretical minimum: ceil(N / capacity) x latency, or the RPM bound when that is tighter."""
-        latency = (self.mock.get("latency_ms", 0) + self.mock.get("per_token_ms", 0)
-                   * self.mock.get("output_tokens", 0)) / 1000
+        latency = (
+            self.mock.get("latency_ms", 0)
+            + self.mock.get("per_token_ms", 0) * self.mock.get("output_tokens", 0)
+        ) / 1000
         bound = math.ceil(self.rows / self.mock.get("capacity", self.concurrency)) * latency
         if rpm := self.mock.get("rpm"):
             burst = rpm * self.mock.get("rate_burst_s", 60) / 60
@@ -37,13 +39,34 @@ class Scenario:
 
 def scenarios() -> dict[str, Scenario]:
     clean = {**LATENCY, "capacity": 128}
-    return {s.name: s for s in [
-        Scenario("S1", "clean, capacity 128", 2000, clean),
-        Scenario("S2", "RPM 3,000 (1 s burst)", 2000, {**clean, "rpm": 3000, "rate_burst_s": 1.0}, rpm=3000),
-        Scenario("S3", "3% 500, 1% drop, 1% hang", 2000, {**clean, "p500": 0.03, "pdrop": 0.01, "phang": 0.01}),
-        Scenario("S4", "kill -9 at half, resume", 2000, clean, kill_half=True),
-        Scenario("S5", "100k rows, 0 latency", 100_000, {"capacity": 512, "output_tokens": 100},
-                 concurrency=512, reference_rows=10_000, verify_every=50),
-        Scenario("S5m", "1M rows, memory", 1_000_000, {"capacity": 512, "output_tokens": 100},
-                 concurrency=512, reference_rows=0, verify_every=500),
-    ]}
+    return {
+        s.name: s
+        for s in [
+            Scenario("S1", "clean, capacity 128", 2000, clean),
+            Scenario(
+                "S2", "RPM 3,000 (1 s burst)", 2000, {**clean, "rpm": 3000, "rate_burst_s": 1.0}, rpm=3000
+            ),
+            Scenario(
+                "S3", "3% 500, 1% drop, 1% hang", 2000, {**clean, "p500": 0.03, "pdrop": 0.01, "phang": 0.01}
+            ),
+            Scenario("S4", "kill -9 at half, resume", 2000, clean, kill_half=True),
+            Scenario(
+                "S5",
+                "100k rows, 0 latency",
+                100_000,
+                {"capacity": 512, "output_tokens": 100},
+                concurrency=512,
+                reference_rows=10_000,
+                verify_every=50,
+            ),
+            Scenario(
+                "S5m",
+                "1M rows, memory",
+                1_000_000,
+                {"capacity": 512, "output_tokens": 100},
+                concurrency=512,
+                reference_rows=0,
+                verify_every=500,
+            ),
+        ]
+    }

@@ -68,8 +68,13 @@ def _catalog(workdir: Path, rows: int) -> Path:
 
 def _env(mock: MockProcess, home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "SKUFORGE_HOME": str(home), "OPENAI_BASE_URL": mock.url, "OPENAI_API_KEY": "bench",
-            "SKUFORGE_CACHE": str(home / "cache")}
+    return {
+        **os.environ,
+        "SKUFORGE_HOME": str(home),
+        "OPENAI_BASE_URL": mock.url,
+        "OPENAI_API_KEY": "bench",
+        "SKUFORGE_CACHE": str(home / "cache"),
+    }
 
 
 def _answers(catalog: Path, every: int) -> dict[str, str]:
@@ -81,7 +86,9 @@ def _finished_rows(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT row_id FROM items WHERE status IN ('done', 'flagged')")}
 
 
-def _received_resent(before: dict[str, Any], after: dict[str, Any], keys: dict[str, str], rows: set[str]) -> int:
+def _received_resent(
+    before: dict[str, Any], after: dict[str, Any], keys: dict[str, str], rows: set[str]
+) -> int:
     """Rows the client had stored before the kill that were requested again afterwards."""
     b, a = before["requests_per_prompt"], after["requests_per_prompt"]
     return sum(1 for r in rows if a.get(keys[r], 0) > b.get(keys[r], 0))
@@ -93,14 +100,32 @@ def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
     shutil.rmtree(home, ignore_errors=True)
     out.unlink(missing_ok=True)
     env = _env(mock, home)
-    args = [sys.executable, "-m", "skuforge.cli.main", "run", str(catalog), "--recipe", str(RECIPE),
-            "--model", f"openai:{MODEL}", "--out", str(out), "--concurrency", str(sc.concurrency),
-            "--timeout", str(sc.timeout_s), "--json", *(["--rpm", str(sc.rpm)] if sc.rpm else [])]
+    args = [
+        sys.executable,
+        "-m",
+        "skuforge.cli.main",
+        "run",
+        str(catalog),
+        "--recipe",
+        str(RECIPE),
+        "--model",
+        f"openai:{MODEL}",
+        "--out",
+        str(out),
+        "--concurrency",
+        str(sc.concurrency),
+        "--timeout",
+        str(sc.timeout_s),
+        "--json",
+        *(["--rpm", str(sc.rpm)] if sc.rpm else []),
+    ]
     runs: list[ChildRun] = []
     resent_received = None
     if sc.kill_half:
         half = sc.rows // 2
-        runs.append(run_child(args, env, home / "run1.log", kill_when=lambda: mock.stats()["successes"] >= half))
+        runs.append(
+            run_child(args, env, home / "run1.log", kill_when=lambda: mock.stats()["successes"] >= half)
+        )
         before, stored = mock.stats(detail=True), _finished_rows(home / "skuforge.db")
     runs.append(run_child(args, env, home / "run.log"))
     stats = mock.stats(detail=sc.kill_half)
@@ -111,9 +136,20 @@ def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
         print(runs[-1].stdout[-3000:], file=sys.stderr)
     correct, failed = _check_export(out, _answers(catalog, sc.verify_every), sc.rows)
     return Outcome(
-        sc.name, "skuforge", sc.rows, sum(r.wall_s for r in runs), _run_s(runs[-1].stdout) if not sc.kill_half
-        else None, sc.minimum_s(), sum(r.cpu_s for r in runs), max(r.peak_rss_mb for r in runs),
-        stats["requests"], stats["resent_after_success"], resent_received, correct, failed, mock.cpu_s(),
+        sc.name,
+        "skuforge",
+        sc.rows,
+        sum(r.wall_s for r in runs),
+        _run_s(runs[-1].stdout) if not sc.kill_half else None,
+        sc.minimum_s(),
+        sum(r.cpu_s for r in runs),
+        max(r.peak_rss_mb for r in runs),
+        stats["requests"],
+        stats["resent_after_success"],
+        resent_received,
+        correct,
+        failed,
+        mock.cpu_s(),
         note=f"killed at {len(stored):,} stored rows" if sc.kill_half else "",
     )
 
@@ -161,13 +197,26 @@ def run_reference(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome | N
         for e in items:
             f.write(json.dumps({"row_id": e.row_id, "body": e.body}) + "\n")
     results.unlink(missing_ok=True)
-    args = [sys.executable, "-m", "bench.scale.reference", str(bodies), str(results), "--base-url", mock.url,
-            "--concurrency", str(sc.concurrency), "--timeout", str(sc.timeout_s)]
+    args = [
+        sys.executable,
+        "-m",
+        "bench.scale.reference",
+        str(bodies),
+        str(results),
+        "--base-url",
+        mock.url,
+        "--concurrency",
+        str(sc.concurrency),
+        "--timeout",
+        str(sc.timeout_s),
+    ]
     env = {**os.environ}
     runs = []
     if sc.kill_half:
         half = rows // 2
-        runs.append(run_child(args, env, base / "run1.log", kill_when=lambda: mock.stats()["successes"] >= half))
+        runs.append(
+            run_child(args, env, base / "run1.log", kill_when=lambda: mock.stats()["successes"] >= half)
+        )
         results.unlink()  # no store: it starts over
     runs.append(run_child(args, env, base / "run.log"))
     stats = mock.stats()
@@ -178,10 +227,21 @@ def run_reference(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome | N
     correct = sum(1 for e in items if (got.get(e.row_id) or {}).get("text") == e.answer)
     failed = sum(1 for e in items if "text" not in (got.get(e.row_id) or {}))
     return Outcome(
-        sc.name, "openai SDK", rows, sum(r.wall_s for r in runs), _run_s(runs[-1].stdout) if not sc.kill_half
-        else None, sc.minimum_s() * rows / sc.rows, sum(r.cpu_s for r in runs),
-        max(r.peak_rss_mb for r in runs), stats["requests"], stats["resent_after_success"], None,
-        correct, failed, mock.cpu_s(), note="no store: a rerun sends every row again" if sc.kill_half else "",
+        sc.name,
+        "openai SDK",
+        rows,
+        sum(r.wall_s for r in runs),
+        _run_s(runs[-1].stdout) if not sc.kill_half else None,
+        sc.minimum_s() * rows / sc.rows,
+        sum(r.cpu_s for r in runs),
+        max(r.peak_rss_mb for r in runs),
+        stats["requests"],
+        stats["resent_after_success"],
+        None,
+        correct,
+        failed,
+        mock.cpu_s(),
+        note="no store: a rerun sends every row again" if sc.kill_half else "",
     )
 
 
@@ -199,9 +259,11 @@ def run_scenario(sc: Scenario, workdir: Path, reference: bool) -> list[Outcome]:
     return results
 
 
-HEADER = (f"{'scen':<4} {'client':<10} {'rows':>9} {'wall s':>7} {'min s':>6} {'eff':>5} {'eff run':>7} "
-          f"{'CPU s/1k':>8} {'RSS MB':>7} {'requests':>9} {'resent':>6} {'rs recv':>7} {'correct':>9} "
-          f"{'failed':>6}  note")
+HEADER = (
+    f"{'scen':<4} {'client':<10} {'rows':>9} {'wall s':>7} {'min s':>6} {'eff':>5} {'eff run':>7} "
+    f"{'CPU s/1k':>8} {'RSS MB':>7} {'requests':>9} {'resent':>6} {'rs recv':>7} {'correct':>9} "
+    f"{'failed':>6} {'srv CPU':>7}  note"
+)
 
 
 def _f(value: float | None, spec: str) -> str:
@@ -209,10 +271,13 @@ def _f(value: float | None, spec: str) -> str:
 
 
 def row_text(o: Outcome) -> str:
-    return (f"{o.scenario:<4} {o.client:<10} {o.rows:>9,} {o.wall_s:>7.1f} {_f(o.minimum_s or None, '6.1f'):>6} "
-            f"{_f(o.efficiency, '.2f'):>5} {_f(o.run_efficiency, '.2f'):>7} {o.cpu_per_1k:>8.2f} "
-            f"{o.peak_rss_mb:>7.0f} {o.requests:>9,} {o.resent_after_success:>6,} "
-            f"{_f(o.resent_received, 'd'):>7} {o.rows_correct:>9,} {o.rows_failed:>6,}  {o.note}")
+    return (
+        f"{o.scenario:<4} {o.client:<10} {o.rows:>9,} {o.wall_s:>7.1f} {_f(o.minimum_s or None, '6.1f'):>6} "
+        f"{_f(o.efficiency, '.2f'):>5} {_f(o.run_efficiency, '.2f'):>7} {o.cpu_per_1k:>8.2f} "
+        f"{o.peak_rss_mb:>7.0f} {o.requests:>9,} {o.resent_after_success:>6,} "
+        f"{_f(o.resent_received, 'd'):>7} {o.rows_correct:>9,} {o.rows_failed:>6,} "
+        f"{o.server_cpu_s:>7.1f}  {o.note}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -233,8 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\n" + HEADER)
     for o in outcomes:
         print(row_text(o))
-    print("\neff = theoretical minimum / process wall; eff run = minimum / the client's own run time (no "
-          "start-up, import or export); resent = requests for a prompt the server had already answered; "
-          "rs recv = of those, rows the client had stored before the kill.")
+    print(
+        "\neff = theoretical minimum / process wall; eff run = minimum / the client's own run time (no "
+        "start-up, import or export); resent = requests for a prompt the server had already answered; "
+        "rs recv = of those, rows the client had stored before the kill."
+    )
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))

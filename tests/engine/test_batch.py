@@ -102,8 +102,11 @@ def test_files_are_split_under_the_line_and_byte_limits(
     _server, batches = mock
     catalog = write_catalog(tmp_path / "c.csv", ROWS)
     runner = _batch(store, _job(store, catalog), max_lines=100, max_bytes=6000)
-    inputs = [data for fid, data in batches.files.items() if data.count(b'"custom_id"') and b'"body"' in data
-              and b'"method"' in data]
+    inputs = [
+        data
+        for fid, data in batches.files.items()
+        if data.count(b'"custom_id"') and b'"body"' in data and b'"method"' in data
+    ]
     assert runner.batches_submitted == len(inputs) > 2
     assert all(len(data) <= 6000 for data in inputs)
     assert sum(data.count(b"\n") for data in inputs) == ROWS
@@ -161,8 +164,21 @@ def test_cli_mode_batch_writes_the_enriched_catalog(
 
     monkeypatch.setenv("SKUFORGE_BATCH_POLL_S", "0.001")
     catalog = write_catalog(tmp_path / "c.csv", 12)
-    code = main(["run", str(catalog), "--recipe", "title", "--model", "openai:gpt-4o-mini", "--mode", "batch",
-                 "--out", str(tmp_path / "o.csv"), "--quiet"])
+    code = main(
+        [
+            "run",
+            str(catalog),
+            "--recipe",
+            "title",
+            "--model",
+            "openai:gpt-4o-mini",
+            "--mode",
+            "batch",
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     lines = (tmp_path / "o.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(lines) == 13 and "seo_title" in lines[0]

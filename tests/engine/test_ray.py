@@ -34,8 +34,9 @@ def _items(store: Store, job_id: str) -> dict[tuple[str, str, str], tuple[str, o
 
 
 def _spec(catalog: Path, **fields: object) -> JobSpec:
-    return JobSpec.create(catalog, recipe="selling_points", model="fake:", params={"locales": "en,de"},
-                          cache=False, **fields)
+    return JobSpec.create(
+        catalog, recipe="selling_points", model="fake:", params={"locales": "en,de"}, cache=False, **fields
+    )
 
 
 def test_the_ray_executor_writes_the_same_items_as_the_local_runner(
@@ -90,8 +91,9 @@ def test_limits_are_shared_across_ray_workers(
     with MockServer(MockConfig(latency_ms=40)) as mock:
         monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
         store = open_store(f"sqlite:///{tmp_path / 'ray.db'}")
-        spec = JobSpec.create(catalog, recipe="title", model="openai:mock-model", cache=False,
-                              limits={"concurrency": 3})
+        spec = JobSpec.create(
+            catalog, recipe="title", model="openai:mock-model", cache=False, limits={"concurrency": 3}
+        )
         job, _ = start_job(store, spec)
         runner = RayRunner(store, job, block_rows=10, workers=2, parts_dir=str(tmp_path / "parts"))
         asyncio.run(runner.run())

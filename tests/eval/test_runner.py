@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from skuforge.eval.loaders import fill_absent, load_gold
-from skuforge.eval.runner import evaluate
+from skuforge.eval.runner import AttributesStep, evaluate
 from skuforge.providers.fake import FakeProvider
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "eval"
@@ -33,8 +33,10 @@ def test_shots_put_gold_answers_of_other_products_before_the_product() -> None:
     messages = provider.requests[0].messages
     assert messages[-1].content.count(items[0].row["title"]) == 1
     shown = [m.content for m in messages[:-1] if m.role == "assistant"]
-    builtin = [m for m in provider.requests[0].messages if m.role == "assistant"][:1]
-    assert len(shown) == len(builtin) + 2
+    plain = AttributesStep().build_request(
+        items[0].row, params={"attributes": list(items[0].attributes)}, row_label=items[0].id
+    )
+    assert len(messages) == len(plain.messages) + 4  # two shots, each a user turn and an answer
     brands = [p.attributes["Brand"][0] for p in pool if p.attributes.get("Brand")]
     assert sum(any(b in a for b in brands) for a in shown) >= 2
     assert all(items[0].row["title"] not in m.content for m in messages[:-1])

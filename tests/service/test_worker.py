@@ -155,6 +155,7 @@ def test_a_job_survives_kill_9_of_a_worker_process(tmp_path: Path) -> None:
     finally:
         if first.poll() is None:
             first.kill()
+            first.wait()
     assert store.get_job(job.id).state == "running"  # left behind by the dead worker
     done_before = {i.row_id: i.updated_at for i in store.items(job.id)}
     second = subprocess.Popen(
@@ -168,6 +169,7 @@ def test_a_job_survives_kill_9_of_a_worker_process(tmp_path: Path) -> None:
             second.wait(20)
         except subprocess.TimeoutExpired:
             second.kill()
+            second.wait()
     items = list(store.items(job.id))
     assert len(items) == 20 and all(i.attempts == 1 for i in items)
     assert all(i.updated_at == done_before[i.row_id] for i in items if i.row_id in done_before)

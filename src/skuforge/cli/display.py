@@ -47,7 +47,7 @@ def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # 
         last = now
         cost = money(p.cost)
         if p.projected_cost is not None:
-            cost += f" (of ~{money(p.projected_cost)})"
+            cost += f" of ~{money(p.projected_cost)} (~{money(max(0.0, p.projected_cost - p.cost))} to go)"
         bar.update(
             task, completed=p.rows_done, total=p.rows_total, rate=f"{p.rows_per_s:.1f}",
             tokens=f"{p.input_tokens + p.output_tokens:,}", cost=cost,

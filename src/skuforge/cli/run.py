@@ -53,7 +53,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 ModeOpt = Annotated[
     str, typer.Option("--mode", help="online (requests now) or batch (the provider's batch API: half price).")
 ]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process) or ray (Ray Data; skuforge[ray]).")]
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="local (this process) or ray (Ray Data; the 'ray' extra).")
+]
 RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="An existing Ray cluster, e.g. ray://head:10001 or auto.")
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import os
 from typing import Annotated
 
@@ -95,12 +96,18 @@ def worker(
     out.print(
         f"Worker {runner.name} on {db.dialect} store; Ctrl-C stops it (running jobs go back to the queue)."
     )
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         asyncio.run(runner.run_forever())
     except KeyboardInterrupt:
         pass
     finally:
         db.close()
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    """Deployments stop workers with SIGTERM: treat it as Ctrl-C so running jobs go back to the queue."""
+    raise KeyboardInterrupt
 
 
 @schedule_group.command("add")

@@ -32,6 +32,7 @@ from skuforge.cli.run import (
     sheet_value,
 )
 from skuforge.config import load_settings
+from skuforge.engine.report import duration
 from skuforge.engine.spec import Selection
 from skuforge.errors import CatalogError
 from skuforge.store import open_store
@@ -71,9 +72,7 @@ def projection_table(p: Any) -> Table:
     table = Table(show_header=False, title="Projected full run", title_justify="left")
     rows_total = f"{p.rows_total:,}" if p.rows_total is not None else "unknown"
     latency = f", {p.latency_s:.2f} s per request measured" if p.latency_s is not None else ""
-    wall = (
-        f"~{p.wall_s / 60:,.1f} min (bound by {p.wall_bound}{latency})" if p.wall_s is not None else "unknown"
-    )
+    wall = f"~{duration(p.wall_s)} (bound by {p.wall_bound}{latency})" if p.wall_s is not None else "unknown"
     rows = [
         ("rows", f"{rows_total} selected, {p.items_to_send:,} items to send"),
         ("cost", f"~{money(p.cost_expected)} (90%: {money(p.cost_low)} – {money(p.cost_high)}), "

@@ -254,7 +254,7 @@ class BatchRunner(Runner):
             complete = True
             for variant in variants:
                 label = variant_label(variant)
-                base = {"row_id": row.row_id, "row_index": row.index, "step": step.name, "variant": label}
+                base: dict[str, Any] = {"row_id": row.row_id, "row_index": row.index, "step": step.name, "variant": label}
                 try:
                     request = step.build_request(row.data, outputs, variant, self.params, row_label=row.line)
                 except RecipeError as exc:
@@ -279,7 +279,9 @@ class BatchRunner(Runner):
             if not complete:
                 return sent  # a later step reads this one's outputs: it goes out in a later round
             outputs[step.name] = (
-                values[0] if variants == [{}] else {variant_label(v): out for v, out in zip(variants, values)}
+                values[0]
+                if variants == [{}]
+                else {variant_label(v): out for v, out in zip(variants, values, strict=True)}
             )
         return sent
 

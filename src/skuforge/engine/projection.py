@@ -189,7 +189,9 @@ def _notes(price: Price | None, model: str, rows_total: int | None, n: int) -> l
     if rows_total is None:
         notes.append("The size of the full selection is unknown: figures are for the sample only.")
     if 0 < n < 10:
-        notes.append(f"Only {n} items measured: the range is wide; a larger --sample narrows it.")
+        notes.append(
+            f"Only {n} items measured: the range may understate the spread; a larger --sample firms it up."
+        )
     return notes
 
 

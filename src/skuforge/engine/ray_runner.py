@@ -208,8 +208,8 @@ class BlockWorker:
         self.loop = asyncio.new_event_loop()
         self.store = _PartStore([])
         self.runner = Runner(
-            self.store,
-            job,  # type: ignore[arg-type]
+            self.store,  # type: ignore[arg-type]
+            job,
             provider_factory=lambda model: ClusterLimited(
                 get_provider(model, self.runner.settings), self.coordinator
             ),

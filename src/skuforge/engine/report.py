@@ -16,14 +16,14 @@ from skuforge.errors import UserError
 TEMPLATE = "trial.html"
 
 
-def _money(value: float | None, currency: str = "USD") -> str:
+def money(value: float | None, currency: str = "USD") -> str:
     if value is None:
         return "unknown"
     sign = "$" if currency == "USD" else f"{currency} "
     return f"{sign}{value:,.4f}" if value < 1 else f"{sign}{value:,.2f}"
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"
     if seconds < 90:
@@ -50,7 +50,7 @@ def render_html(result: TrialResult) -> str:
         loader=PackageLoader("skuforge.engine", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
-    env.filters.update(money=_money, duration=_duration, shown=_shown)
+    env.filters.update(money=money, duration=duration, shown=_shown)
     template = env.get_template(TEMPLATE)
     return template.render(trial=result.as_dict(), p=result.projection)
 

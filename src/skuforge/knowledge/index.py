@@ -1,7 +1,7 @@
 """A named knowledge base under `SKUFORGE_HOME/kb/NAME/`: text and keywords in SQLite, vectors in LanceDB.
 
 Why LanceDB: it is an embedded, on-disk columnar vector store that needs no server, filters on metadata
-before ranking, and builds an IVF-PQ index when a base grows past what a flat scan serves quickly, so a
+before ranking, and builds an IVF-SQ index when a base grows past what a flat scan serves quickly, so a
 base can grow well past memory. sqlite-vec was the smaller candidate (163 kB wheel vs 75 MB) but the
 Python here (like several distribution builds) has no `enable_load_extension`, so it could not load at
 all. Measurements: bench/bench_knowledge.py.
@@ -31,7 +31,7 @@ from skuforge.knowledge.sources import expand_paths, load_source
 from skuforge.knowledge.store import ChunkStore
 
 TABLE = "chunks"
-INDEX_THRESHOLD = 50_000  # below this a flat scan answers in tens of milliseconds; above, build IVF-PQ
+INDEX_THRESHOLD = 50_000  # below this a flat scan answers in tens of milliseconds; above, build IVF-SQ
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 
 
@@ -168,7 +168,7 @@ class KnowledgeBase:
             return "added" if previous is None else "replaced"
 
     def _maybe_index(self) -> None:
-        """Build an IVF-PQ index once the base is big enough that a flat scan starts to cost."""
+        """Build an IVF-SQ index once the base is big enough that a flat scan starts to cost."""
         table = self.table()
         if table is None:
             return
@@ -178,17 +178,17 @@ class KnowledgeBase:
             self.build_index()
 
     def build_index(self) -> None:
-        """(Re)build the IVF-PQ index over all rows; later rows are scanned flat until the next build."""
-        from lancedb.index import IvfPq
+        """(Re)build the IVF-SQ vector index over all rows; later rows are scanned flat until the next build.
+
+        IVF-SQ, not IVF-PQ: at 100k x 384-d it built in 6.5 s vs 185 s (PQ codebook training) with the same
+        recall@5 (0.988 vs 0.992 against a flat scan) and query time (~6 ms p50), on 2 loaded cores.
+        """
+        from lancedb.index import IvfSq
 
         table = self.table()
         rows = table.count_rows()
-        dim = self.embedder.dim
-        partitions = max(1, min(int(rows**0.5), rows // 256))  # lance trains on >= 256 vectors a partition
-        table.create_index(
-            "vector",
-            config=IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=max(1, dim // 8)),
-        )
+        partitions = max(8, min(1024, rows // 1500))  # ~1.5k vectors a partition; 100k rows -> 66
+        table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=partitions))
         table.create_scalar_index("chunk_id", replace=True)  # fast lookups of keyword-only hits' vectors
         self.store.set_meta("indexed_rows", str(rows))
 
@@ -216,7 +216,7 @@ class KnowledgeBase:
             "path": str(self.path),
             "embedder": self.embedder_name,
             "vectors": table.count_rows() if table is not None else 0,
-            "vector_index": "IVF-PQ" if self.store.get_meta("indexed_rows") else "flat",
+            "vector_index": "IVF-SQ" if self.store.get_meta("indexed_rows") else "flat",
             "bytes": size,
             **self.store.stats(),
         }

@@ -231,6 +231,9 @@ class Store:
             conn.execute(stmt, rows)
 
     def _upsert(self) -> Any:
+        """The insert-or-update of items, built once: building it costs more than writing a few rows."""
+        if (built := self.__dict__.get("_upsert_stmt")) is not None:
+            return built
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -238,7 +241,10 @@ class Store:
         stmt = insert(items)
         keep = ("job_id", "row_id", "step", "variant")
         changed = {c.name: stmt.excluded[c.name] for c in items.columns if c.name not in keep}
-        return stmt.on_conflict_do_update(index_elements=["job_id", "row_id", "step", "variant"], set_=changed)
+        self._upsert_stmt = stmt.on_conflict_do_update(
+            index_elements=["job_id", "row_id", "step", "variant"], set_=changed
+        )
+        return self._upsert_stmt
 
     def _item_from_row(self, row: Any) -> ItemRecord:
         data = dict(row._mapping)

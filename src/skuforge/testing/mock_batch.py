@@ -79,7 +79,7 @@ class MockBatches:
         method = getattr(self, name)
 
         async def handler(app: MockApp, request: web.Request) -> web.StreamResponse:
-            return await method(app, request)  # type: ignore[no-any-return]
+            return await method(app, request)
 
         return handler
 
@@ -97,11 +97,18 @@ class MockBatches:
         data = upload.file.read()  # type: ignore[union-attr]
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         if len(data) > self.config.max_bytes or lines > self.config.max_lines:
-            raise app.error(400, f"File too large: {len(data)} bytes, {lines} lines.", "invalid_request_error")
+            raise app.error(
+                400, f"File too large: {len(data)} bytes, {lines} lines.", "invalid_request_error"
+            )
         file_id = self._new_id("file")
         self.files[file_id] = data
-        body = {"id": file_id, "object": "file", "bytes": len(data), "purpose": "batch",
-                "filename": getattr(upload, "filename", "batch.jsonl")}
+        body = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "purpose": "batch",
+            "filename": getattr(upload, "filename", "batch.jsonl"),
+        }
         return _json(body)
 
     async def content(self, app: MockApp, request: web.Request) -> web.StreamResponse:
@@ -194,11 +201,19 @@ class MockBatches:
     def _openai_view(self, batch: _Batch) -> dict[str, Any]:
         done = sum(batch.counts.values())
         return {
-            "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions", "status": batch.state,
-            "input_file_id": None, "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "status": batch.state,
+            "input_file_id": None,
+            "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id,
             "completion_window": "24h",
-            "request_counts": {"total": len(batch.lines), "completed": batch.counts.get("succeeded", 0),
-                               "failed": done - batch.counts.get("succeeded", 0)},
+            "request_counts": {
+                "total": len(batch.lines),
+                "completed": batch.counts.get("succeeded", 0),
+                "failed": done - batch.counts.get("succeeded", 0),
+            },
         }
 
     # ---- Anthropic message batches ---------------------------------------------------------------------
@@ -208,9 +223,13 @@ class MockBatches:
         body = await app.read_json(request, "anthropic")
         lines = body.get("requests")
         if not isinstance(lines, list) or not lines:
-            raise app.error(400, "'requests' must be a non-empty list.", "invalid_request_error", style="anthropic")
+            raise app.error(
+                400, "'requests' must be a non-empty list.", "invalid_request_error", style="anthropic"
+            )
         if len(lines) > self.config.max_lines:
-            raise app.error(400, f"Too many requests: {len(lines)}.", "invalid_request_error", style="anthropic")
+            raise app.error(
+                400, f"Too many requests: {len(lines)}.", "invalid_request_error", style="anthropic"
+            )
         batch = _Batch(self._new_id("msgbatch"), "anthropic", lines, "in_progress")
         self.batches[batch.id] = batch
         self.lines_received += len(lines)
@@ -233,20 +252,29 @@ class MockBatches:
         if batch.state == "in_progress":
             batch.state = "ended"
             self.cancelled += 1
-            batch.results = b"\n".join(
-                orjson.dumps({"custom_id": line.get("custom_id"), "result": {"type": "canceled"}})
-                for line in batch.lines
-            ) + b"\n"
+            batch.results = (
+                b"\n".join(
+                    orjson.dumps({"custom_id": line.get("custom_id"), "result": {"type": "canceled"}})
+                    for line in batch.lines
+                )
+                + b"\n"
+            )
         return _json(self._anthropic_view(request, batch))
 
     def _anthropic_view(self, request: web.Request, batch: _Batch) -> dict[str, Any]:
         ended = batch.state == "ended"
         root = f"{request.scheme}://{request.host}"
-        counts = {"processing": 0 if ended else len(batch.lines), "succeeded": batch.counts.get("succeeded", 0),
-                  "errored": batch.counts.get("errored", 0), "canceled": 0,
-                  "expired": batch.counts.get("expired", 0)}
+        counts = {
+            "processing": 0 if ended else len(batch.lines),
+            "succeeded": batch.counts.get("succeeded", 0),
+            "errored": batch.counts.get("errored", 0),
+            "canceled": 0,
+            "expired": batch.counts.get("expired", 0),
+        }
         return {
-            "id": batch.id, "type": "message_batch", "processing_status": batch.state,
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": batch.state,
             "request_counts": counts,
             "results_url": f"{root}/v1/messages/batches/{batch.id}/results" if ended else None,
         }
@@ -265,26 +293,41 @@ def _succeeded(
         found = _SCHEMA_BLOCK.search(system) if prefill.startswith("{") else None
         schema = orjson.loads(found.group(1)) if found else None
         text, out_tokens, _ = app.answer(pairs, schema, prefill.startswith("{"), body.get("max_tokens"))
-        text = text[len(prefill):] if prefill and text.startswith(prefill) else text
+        text = text[len(prefill) :] if prefill and text.startswith(prefill) else text
         prompt_tokens = estimate_tokens(system) + sum(estimate_tokens(c) for _, c in pairs)
         message = {
-            "id": f"msg_{custom_id}", "type": "message", "role": "assistant", "model": body.get("model"),
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+            "id": f"msg_{custom_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
             "usage": {"input_tokens": prompt_tokens, "output_tokens": out_tokens},
         }
         return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
-    text, out_tokens, finish = app.answer(pairs, schema, fmt.get("type") == "json_object", body.get("max_tokens"))
+    text, out_tokens, finish = app.answer(
+        pairs, schema, fmt.get("type") == "json_object", body.get("max_tokens")
+    )
     prompt_tokens = sum(estimate_tokens(c) for _, c in pairs)
     completion = {
-        "id": f"chatcmpl-{custom_id}", "object": "chat.completion", "model": body.get("model"),
+        "id": f"chatcmpl-{custom_id}",
+        "object": "chat.completion",
+        "model": body.get("model"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out_tokens,
-                  "total_tokens": prompt_tokens + out_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": out_tokens,
+            "total_tokens": prompt_tokens + out_tokens,
+        },
     }
-    return {"id": f"batch_req_{custom_id}", "custom_id": custom_id,
-            "response": {"status_code": 200, "request_id": f"req_{custom_id}", "body": completion}, "error": None}
+    return {
+        "id": f"batch_req_{custom_id}",
+        "custom_id": custom_id,
+        "response": {"status_code": 200, "request_id": f"req_{custom_id}", "body": completion},
+        "error": None,
+    }
 
 
 def _errored(kind: str, custom_id: str) -> dict[str, Any]:
@@ -292,12 +335,19 @@ def _errored(kind: str, custom_id: str) -> dict[str, Any]:
         error = {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}
         return {"custom_id": custom_id, "result": {"type": "errored", "error": error}}
     body = {"error": {"message": "The server had an error processing your request.", "type": "server_error"}}
-    return {"id": f"batch_req_{custom_id}", "custom_id": custom_id,
-            "response": {"status_code": 500, "request_id": f"req_{custom_id}", "body": body}, "error": None}
+    return {
+        "id": f"batch_req_{custom_id}",
+        "custom_id": custom_id,
+        "response": {"status_code": 500, "request_id": f"req_{custom_id}", "body": body},
+        "error": None,
+    }
 
 
 def _expired(kind: str, custom_id: str) -> dict[str, Any]:
     if kind == "anthropic":
         return {"custom_id": custom_id, "result": {"type": "expired"}}
-    error = {"code": "batch_expired", "message": "This request could not be executed before the batch expired."}
+    error = {
+        "code": "batch_expired",
+        "message": "This request could not be executed before the batch expired.",
+    }
     return {"id": f"batch_req_{custom_id}", "custom_id": custom_id, "response": None, "error": error}

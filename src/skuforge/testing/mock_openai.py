@@ -259,8 +259,9 @@ class MockApp:
         if fault == "malformed":
             body = body[: len(body) // 2] + b"<<not json"
         if fault != "drop":
-            if fault is None:
-                self.stats.succeeded(key)
+            transport = request.transport
+            if fault is None and transport is not None and not transport.is_closing():
+                self.stats.succeeded(key)  # an answer to a client that has gone is no success it saw
             return web.Response(body=body, headers=headers, content_type="application/json")
         resp = web.StreamResponse(headers=headers)
         resp.content_type = "application/json"
