@@ -37,5 +37,5 @@ def test_sample_catalog_mixes_languages_and_leaves_attributes_to_fill() -> None:
     assert len(chinese) == 10
     assert 0.25 <= empty / (len(rows) * len(attributes)) <= 0.45
     assert sorted(r.data["image"] for r in rows if r.data["image"]) == [
-        "abo-B074M5HPBD-1.jpg", "abo-B0799CK52K-1.jpg", "abo-B07GTFSCHB-1.jpg",
+        "images/B074M5HPBD.jpg", "images/B0799CK52K.jpg", "images/B07GTFSCHB.jpg",
     ]  # fmt: skip

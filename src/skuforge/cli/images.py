@@ -98,7 +98,7 @@ def images(
 def _summary(report: BatchReport, console: Console) -> None:
     console.print(
         f"Job {report.job_id}: {report.done} done, {report.flagged} flagged (written, failing the rules), "
-        f"{report.failed} failed, {report.skipped} already finished.",
+        f"{report.failed} failed, {report.skipped} already finished, {report.no_image} without an image.",
         highlight=False,
         soft_wrap=True,
     )

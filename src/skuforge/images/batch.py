@@ -50,7 +50,8 @@ class BatchReport:
     done: int = 0
     flagged: int = 0
     failed: int = 0
-    skipped: int = 0
+    skipped: int = 0  # finished in an earlier run of the job
+    no_image: int = 0  # rows whose image cell is empty
     out: Path | None = None
     failures: list[str] = field(default_factory=list)
 
@@ -171,7 +172,7 @@ def plan(
     catalog: Any, store: Any, job_id: str, config: BatchConfig, report: BatchReport, on_item: Progress | None
 ) -> Iterator[ImageTask]:
     """Tasks for rows not yet finished with the same key, read chunk by chunk (the catalog streams)."""
-    from skuforge.store import FINISHED
+    from skuforge.store import FINISHED, ItemOutcome
 
     base_dir = config.catalog.parent
     for chunk in _chunks(catalog.rows(), CHUNK):
@@ -181,8 +182,16 @@ def plan(
             if r.step == STEP
         }
         for row in chunk:
-            ref = "" if row.data.get(config.column) is None else str(row.data[config.column])
+            ref = "" if row.data.get(config.column) is None else str(row.data[config.column]).strip()
             key = item_key(ref, config.spec, base_dir)
+            if not ref:  # a product without a photo is not a failure: nothing to do
+                store.record(job_id, [ItemOutcome(
+                    row_id=row.row_id, row_index=row.index, step=STEP, key=key, status="skipped",
+                )])
+                report.no_image += 1
+                if on_item:
+                    on_item(row.row_id, "skipped")
+                continue
             previous = known.get(row.row_id)
             if (
                 previous

@@ -165,7 +165,7 @@ def query_tokens(text: str) -> list[str]:
     which would make FTS5 score the whole index (measured: 240 ms -> a few ms at 100k chunks).
     """
     lowered = _CJK_RUN.sub(" ", text.lower())
-    weak = set()
+    weak: set[str] = set()
     for code in _CODE.findall(lowered):
         weak.update(p for p in _WORD.findall(code) if len(p) < 4 or not any(ch.isdigit() for ch in p))
     return [t for t in dict.fromkeys(keyword_tokens(text)) if t not in STOPWORDS and t not in weak]

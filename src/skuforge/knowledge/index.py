@@ -70,6 +70,7 @@ class KnowledgeBase:
         self.store.set_meta("embedder", self.embedder_name)
         self._write_lock = threading.Lock()
         self._table: Any = None
+        self._indexed = bool(self.store.get_meta("indexed_rows"))  # read once: searches skip the SQLite lock
 
     # -- the vector half -------------------------------------------------------------------------------
     @property
@@ -191,6 +192,7 @@ class KnowledgeBase:
         table.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=partitions))
         table.create_scalar_index("chunk_id", replace=True)  # fast lookups of keyword-only hits' vectors
         self.store.set_meta("indexed_rows", str(rows))
+        self._indexed = True
 
     def remove_source(self, source: str) -> int:
         """Remove one source (a path as given, or as stored); returns how many chunks went."""
@@ -228,7 +230,7 @@ class KnowledgeBase:
         if table is None:
             return []
         query = table.search(vector.astype(np.float32)).distance_type("cosine").limit(limit)
-        if self.store.get_meta("indexed_rows"):
+        if self._indexed:
             query = query.nprobes(20).refine_factor(10)
         predicate = lance_predicate(filters)
         if predicate:

@@ -13,6 +13,7 @@ calibrated 0..1 form (see embedders), filled for every hit so callers can apply 
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from skuforge.knowledge.index import KnowledgeBase, open_kb
 Mode = Literal["hybrid", "vector", "keyword"]
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-keyword")
 
 
 @dataclass
@@ -80,11 +82,14 @@ def search(
     vector: np.ndarray | None = None
     by_vector: list[tuple[int, float]] = []
     by_keyword: list[tuple[int, float]] = []
+    keyword_job = None
+    if mode in ("hybrid", "keyword"):  # SQLite releases the GIL: run it while the query is embedded
+        keyword_job = _POOL.submit(base.store.keyword_search, query, pool if mode == "hybrid" else k, filters)
     if mode in ("hybrid", "vector") and query.strip():
         vector = base.embedder.queries([query])[0]
         by_vector = base.vector_search(vector, pool if mode == "hybrid" else k, filters)
-    if mode in ("hybrid", "keyword"):
-        by_keyword = base.store.keyword_search(query, pool if mode == "hybrid" else k, filters)
+    if keyword_job is not None:
+        by_keyword = keyword_job.result()
     sims = dict(by_vector)
     keyword_scores = dict(by_keyword)
     if mode == "hybrid":

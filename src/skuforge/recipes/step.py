@@ -295,8 +295,9 @@ class Step:
         if self._ask is not None:
             with self._guard("ask", ctx, row_label):
                 ask = render(self._ask, ctx).strip()
+        described = self._described_schema(ctx, source, schema, row_label)
         messages = [
-            Message(role="system", content=prompt.system_text(*self._instructions(ctx, row_label), schema)),
+            Message(role="system", content=prompt.system_text(*self._instructions(ctx, row_label), described)),
             *self._example_messages(ctx, targets, params, row_label, ask),
             Message(role="user", content=prompt.user_text(self._data(ctx, source, extra, row_label), ask)),
         ]
@@ -308,6 +309,19 @@ class Step:
             temperature=0.0,
             tag=f"{self.recipe.name}.{self.name}",
         )
+
+    def _described_schema(
+        self, ctx: dict[str, Any], source: dict[str, Any], schema: dict[str, Any] | None, row_label: str
+    ) -> dict[str, Any] | None:
+        """The schema the system prompt describes. A step that asks for a row's *missing* fields describes
+        all of its fields, so the system prompt is the same for every row (a prefix providers can cache);
+        the row's own keys are in the request's schema and its `ask` line."""
+        if self.spec.targets is None or self.spec.targets.when != "missing" or self._targets_from is None:
+            return schema
+        with self._guard("targets.from", ctx, row_label):
+            universe = [str(f) for f in evaluate(self._targets_from, ctx) or []]
+        empty = {k: v for k, v in source.items() if k not in universe}
+        return self._request_schema(ctx, empty, universe, row_label)
 
     def _instructions(self, ctx: dict[str, Any], row_label: str) -> tuple[str, list[str]]:
         with self._guard("instruction", ctx, row_label):
