@@ -51,7 +51,13 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Every test gets its own SKUFORGE_HOME, so no test sees another's store or cache."""
     home = tmp_path_factory.mktemp("skuforge-home")
     monkeypatch.setenv("SKUFORGE_HOME", str(home))
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "SKUFORGE_STORE", "SKUFORGE_CONFIG"):
+    for var in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "SKUFORGE_STORE",
+        "SKUFORGE_CONFIG",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

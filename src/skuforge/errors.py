@@ -1,20 +1,20 @@
 """The exception tree. Every error a user can cause says what failed, where, and what to do next.
 
-    SkuforgeError                 message + hint; the CLI prints both, no traceback
-    ├── UserError                 the user's input or settings are wrong (exit code 2)
-    │   ├── CatalogError          unreadable file, wrong encoding, missing sheet or column
-    │   ├── SelectionError        a bad --where predicate, an unknown id column
-    │   ├── RecipeError           unknown recipe, YAML or template mistakes
-    │   │   └── MissingFieldError a row lacks a field the recipe needs
-    │   ├── ConfigError           unknown model, missing API key, bad config file
-    │   └── NotFoundError         unknown job, knowledge base, review file ...
-    ├── ProviderError             a model call failed
-    │   ├── TransientError        worth retrying: 429, 5xx, dropped connection, timeout
-    │   │   └── RateLimitError    carries retry_after seconds when the server said so
-    │   └── PermanentError        not worth retrying: 400, 401, 403, context too long
-    ├── OutputError               the model answered, but not what the schema asks for
-    ├── BudgetExceeded            the run stopped before spending more than --max-cost
-    └── ExtraMissing              an optional part is not installed; names the pip line
+SkuforgeError                 message + hint; the CLI prints both, no traceback
+├── UserError                 the user's input or settings are wrong (exit code 2)
+│   ├── CatalogError          unreadable file, wrong encoding, missing sheet or column
+│   ├── SelectionError        a bad --where predicate, an unknown id column
+│   ├── RecipeError           unknown recipe, YAML or template mistakes
+│   │   └── MissingFieldError a row lacks a field the recipe needs
+│   ├── ConfigError           unknown model, missing API key, bad config file
+│   └── NotFoundError         unknown job, knowledge base, review file ...
+├── ProviderError             a model call failed
+│   ├── TransientError        worth retrying: 429, 5xx, dropped connection, timeout
+│   │   └── RateLimitError    carries retry_after seconds when the server said so
+│   └── PermanentError        not worth retrying: 400, 401, 403, context too long
+├── OutputError               the model answered, but not what the schema asks for
+├── BudgetExceeded            the run stopped before spending more than --max-cost
+└── ExtraMissing              an optional part is not installed; names the pip line
 """
 
 from __future__ import annotations
@@ -84,7 +84,11 @@ class TransientError(ProviderError):
 
 class RateLimitError(TransientError):
     def __init__(
-        self, message: str, hint: str | None = None, *, status: int | None = 429,
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = 429,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint, status=status)

@@ -25,8 +25,9 @@ def test_the_sample_catalog_gets_one_output_row_per_input_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "o.xlsx"
-    code, text = run_cli(capsys, "run", str(SAMPLE_XLSX), "--recipe", "attributes", "--model", "fake:",
-                         "--out", str(out))
+    code, text = run_cli(
+        capsys, "run", str(SAMPLE_XLSX), "--recipe", "attributes", "--model", "fake:", "--out", str(out)
+    )
     assert code == 0, text
     source = list(openpyxl.load_workbook(SAMPLE_XLSX, read_only=True).active.iter_rows(values_only=True))
     book = openpyxl.load_workbook(out)
@@ -39,14 +40,16 @@ def test_the_sample_catalog_gets_one_output_row_per_input_row(
     assert generated and any(row[i] for row in rows[1:] for i in generated)
 
 
-def test_a_second_run_of_the_same_command_sends_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_run_of_the_same_command_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["run", str(SAMPLE_XLSX), "--model", "fake:", "--out", str(tmp_path / "o.csv"), "--no-cache"]
     assert run_cli(capsys, *args)[0] == 0
     code, text = run_cli(capsys, *args, "--json")
     assert code == 0
     import json
 
-    summary, _ = json.JSONDecoder().raw_decode(text[text.index("{"):])
+    summary, _ = json.JSONDecoder().raw_decode(text[text.index("{") :])
     assert summary["requests"] == 0 and summary["reused"] > 0
 
 
@@ -82,7 +85,9 @@ def test_a_truncated_xlsx_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert_user_error(*run_cli(capsys, "run", str(bad), "--model", "fake:"), "cut.xlsx")
 
 
-def test_a_column_the_recipe_needs_is_named_when_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_column_the_recipe_needs_is_named_when_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "c.csv"
     path.write_text("sku,name\nA1,Kettle\n", encoding="utf-8")
     assert_user_error(*run_cli(capsys, "run", str(path), "--model", "fake:"), "'title'", "attributes")
@@ -117,7 +122,10 @@ def test_a_bad_where_lists_the_columns(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_jobs_show_and_export_work_after_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(capsys, "run", str(SAMPLE_XLSX), "--model", "fake:", "--out", str(tmp_path / "a.xlsx"))[0] == 0
+    assert (
+        run_cli(capsys, "run", str(SAMPLE_XLSX), "--model", "fake:", "--out", str(tmp_path / "a.xlsx"))[0]
+        == 0
+    )
     code, text = run_cli(capsys, "jobs", "--json")
     assert code == 0
     import json

@@ -17,15 +17,29 @@ COLORS = ["Black", "White", "Red", "Navy Blue", ""]
 MATERIALS = ["Stainless Steel", "Cotton", "", "Copper", "Polyester"]
 
 
-def write_catalog(path: Path, rows: int, *, title_of: Callable[[int], str] | None = None) -> Path:
+def default_title(i: int) -> str:
+    color, material = COLORS[i % 5], MATERIALS[(i // 5) % 5]
+    return f"Acme Widget {i} {color or 'Grey'} {material or 'Plastic'} 12 cm"
+
+
+def write_catalog(path: Path, rows: int, *, title_of: Callable[[int], str] = default_title) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["sku", "title", "category", "brand", "color", "material", "description"])
         for i in range(rows):
             color, material = COLORS[i % 5], MATERIALS[(i // 5) % 5]
-            title = title_of(i) if title_of else f"Acme Widget {i} {color or 'Grey'} {material or 'Plastic'} 12 cm"
-            w.writerow([f"SKU-{i:05d}", title, ["Kitchen", "Shoes", "Toys"][i % 3], "Acme" if i % 4 else "",
-                        color, material, f"A sturdy widget number {i}, {material or 'plastic'} body, 12 cm long."])
+            title = title_of(i)
+            w.writerow(
+                [
+                    f"SKU-{i:05d}",
+                    title,
+                    ["Kitchen", "Shoes", "Toys"][i % 3],
+                    "Acme" if i % 4 else "",
+                    color,
+                    material,
+                    f"A sturdy widget number {i}, {material or 'plastic'} body, 12 cm long.",
+                ]
+            )
     return path
 
 
@@ -51,14 +65,18 @@ class Harness:
         from skuforge.cli.run import start_job
 
         selection = fields.pop("selection", Selection())
-        spec = JobSpec.create(catalog, recipe=recipe, model="fake:", selection=selection, cache=False, **fields)
+        spec = JobSpec.create(
+            catalog, recipe=recipe, model="fake:", selection=selection, cache=False, **fields
+        )
         job, _ = start_job(self.store, spec)
         return job
 
     def run(self, job, **kwargs):  # type: ignore[no-untyped-def]
         import asyncio
 
-        runner = Runner(self.store, self.store.get_job(job.id), provider_factory=lambda _m: self.fake, **kwargs)
+        runner = Runner(
+            self.store, self.store.get_job(job.id), provider_factory=lambda _m: self.fake, **kwargs
+        )
         progress = asyncio.run(runner.run())
         self.store.flush()
         return runner, progress

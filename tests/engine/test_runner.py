@@ -9,7 +9,7 @@ import pytest
 
 from skuforge.errors import RecipeError, TransientError
 from skuforge.providers.fake import FakeProvider
-from tests.engine.conftest import Harness, write_catalog
+from tests.engine.conftest import Harness, default_title, write_catalog
 
 
 def test_every_row_gets_exactly_one_item_per_step(harness: Harness, catalog: Path) -> None:
@@ -37,9 +37,7 @@ def test_a_changed_title_regenerates_only_that_row(harness: Harness, tmp_path: P
     job = harness.job(path)
     harness.run(job)
     first = harness.fake.calls
-    write_catalog(path, 30, title_of=lambda i: "Acme Kettle 1.7 L Black" if i == 7 else
-                  f"Acme Widget {i} {['Black', 'White', 'Red', 'Navy Blue', ''][i % 5] or 'Grey'} "
-                  f"{['Stainless Steel', 'Cotton', '', 'Copper', 'Polyester'][(i // 5) % 5] or 'Plastic'} 12 cm")
+    write_catalog(path, 30, title_of=lambda i: "Acme Kettle 1.7 L Black" if i == 7 else default_title(i))
     harness.run(job)
     assert harness.fake.calls - first == 1
     assert harness.fake.requests[-1].messages[-1].content.count("Acme Kettle 1.7 L Black") == 1

@@ -57,7 +57,7 @@ def test_the_export_has_keys_a_decision_drop_down_and_a_frozen_header(make_job, 
     assert sheet["G2"].alignment.wrap_text
     with zipfile.ZipFile(written.path) as xlsx:
         xml = xlsx.read("xl/worksheets/sheet1.xml").decode()
-    assert '<dataValidation sqref="I2:I4"' in xml
+    assert f'<dataValidation sqref="I2:I{written.rows + 1}"' in xml
     assert 'type="list"' in xml and '<formula1>"approve,reject,edit"</formula1>' in xml
 
 

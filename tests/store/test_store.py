@@ -12,8 +12,13 @@ from skuforge.store import ItemOutcome, open_store
 
 def outcome(i: int, status: str = "done", **fields: object) -> ItemOutcome:
     return ItemOutcome(
-        row_id=f"sku-{i}", row_index=i, step="attributes", key=f"k{i}", status=status,
-        output={"color": f"c{i}"}, **fields,  # type: ignore[arg-type]
+        row_id=f"sku-{i}",
+        row_index=i,
+        step="attributes",
+        key=f"k{i}",
+        status=status,
+        output={"color": f"c{i}"},
+        **fields,  # type: ignore[arg-type]
     )
 
 

@@ -51,10 +51,15 @@ class Verbatim:
             if self.fields and field not in self.fields:
                 continue
             if isinstance(value, str) and value.strip() and not _found(value, source):
-                findings.append(Finding(
-                    check=self.name, ok=False, action=self.action, field=field,
-                    reason=f"'{value}' for '{field}' is not written in the product data.",
-                ))
+                findings.append(
+                    Finding(
+                        check=self.name,
+                        ok=False,
+                        action=self.action,
+                        field=field,
+                        reason=f"'{value}' for '{field}' is not written in the product data.",
+                    )
+                )
         return findings
 
 

@@ -8,7 +8,12 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -31,10 +36,19 @@ def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # 
         yield lambda _p: None
         return
     bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), TextColumn("{task.fields[tokens]} tok"), TextColumn("{task.fields[cost]}"),
-        TextColumn("[red]{task.fields[failed]}"), console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]} rows/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[tokens]} tok"),
+        TextColumn("{task.fields[cost]}"),
+        TextColumn("[red]{task.fields[failed]}"),
+        console=console,
+        transient=False,
     )
     task = bar.add_task(title, total=None, rate="0.0", tokens="0", cost=money(0), failed="")
     last = 0.0
@@ -49,8 +63,12 @@ def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # 
         if p.projected_cost is not None:
             cost += f" of ~{money(p.projected_cost)} (~{money(max(0.0, p.projected_cost - p.cost))} to go)"
         bar.update(
-            task, completed=p.rows_done, total=p.rows_total, rate=f"{p.rows_per_s:.1f}",
-            tokens=f"{p.input_tokens + p.output_tokens:,}", cost=cost,
+            task,
+            completed=p.rows_done,
+            total=p.rows_total,
+            rate=f"{p.rows_per_s:.1f}",
+            tokens=f"{p.input_tokens + p.output_tokens:,}",
+            cost=cost,
             failed=f"{p.failed} failed" if p.failed else "",
         )
 
@@ -63,11 +81,14 @@ def summary_table(p: RunProgress, *, title: str = "Run summary") -> Table:
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("job", p.job_id), ("state", p.state), ("rows", f"{p.rows_done:,}"),
+        ("job", p.job_id),
+        ("state", p.state),
+        ("rows", f"{p.rows_done:,}"),
         ("items", f"{p.done:,} done, {p.flagged:,} flagged, {p.failed:,} failed, {p.skipped:,} skipped"),
         ("reused", f"{p.reused:,} items finished in an earlier run (no request)"),
         ("requests", f"{p.requests:,} sent, {p.cache_hits:,} answered from the cache"),
-        ("tokens", f"{p.input_tokens:,} in, {p.output_tokens:,} out"), ("cost", money(p.cost)),
+        ("tokens", f"{p.input_tokens:,} in, {p.output_tokens:,} out"),
+        ("cost", money(p.cost)),
         ("time", f"{p.elapsed:,.1f} s"),
     ]
     for name, value in rows:

@@ -16,7 +16,9 @@ from skuforge.errors import RecipeError
 
 group = typer.Typer(help="List, show and validate recipes.", no_args_is_help=True)
 out = Console()
-RecipeDirOpt = Annotated[list[Path] | None, typer.Option("--recipe-dir", help="A directory of your own recipes.")]
+RecipeDirOpt = Annotated[
+    list[Path] | None, typer.Option("--recipe-dir", help="A directory of your own recipes.")
+]
 
 
 def _dirs(extra: list[Path] | None) -> list[Path]:
@@ -35,8 +37,13 @@ def list_(recipe_dir: RecipeDirOpt = None, as_json: Annotated[bool, typer.Option
     table = Table("recipe", "version", "steps", "description", "source")
     for info in infos:
         data = _info_dict(info)
-        table.add_row(data["name"], str(data["version"]), ", ".join(data["steps"]), data["description"],
-                      str(data["source"]))
+        table.add_row(
+            data["name"],
+            str(data["version"]),
+            ", ".join(data["steps"]),
+            data["description"],
+            str(data["source"]),
+        )
     out.print(table)
 
 
@@ -48,7 +55,9 @@ def _info_dict(info: object) -> dict[str, object]:
 
 
 @group.command()
-def show(name: Annotated[str, typer.Argument(help="Recipe name or .yaml path.")], recipe_dir: RecipeDirOpt = None) -> None:
+def show(
+    name: Annotated[str, typer.Argument(help="Recipe name or .yaml path.")], recipe_dir: RecipeDirOpt = None
+) -> None:
     """Print a recipe's YAML and its steps."""
     from skuforge.recipes import load_recipe
 
@@ -59,8 +68,12 @@ def show(name: Annotated[str, typer.Argument(help="Recipe name or .yaml path.")]
     table = Table("step", "model", "output columns", "checks", title=f"{recipe.name} v{recipe.version}")
     params = recipe.resolve_params({})
     for step in recipe.steps:
-        table.add_row(step.name, step.model or "(job's model)", ", ".join(step.column_names(params)),
-                      ", ".join(c.check for c in step.checks))
+        table.add_row(
+            step.name,
+            step.model or "(job's model)",
+            ", ".join(step.column_names(params)),
+            ", ".join(c.check for c in step.checks),
+        )
     out.print(table)
 
 

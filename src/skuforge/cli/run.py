@@ -23,17 +23,26 @@ from skuforge.store import Job, Store, open_store
 out = Console()
 
 CatalogArg = Annotated[Path, typer.Argument(help="The catalog: .xlsx, .csv/.tsv, .jsonl or .parquet.")]
-RecipeOpt = Annotated[str, typer.Option("--recipe", "-r", help="A built-in recipe name or a recipe .yaml file.")]
+RecipeOpt = Annotated[
+    str, typer.Option("--recipe", "-r", help="A built-in recipe name or a recipe .yaml file.")
+]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="provider:model, e.g. local:qwen2.5-0.5b, openai:gpt-4o-mini, fake:")
+    str | None,
+    typer.Option("--model", "-m", help="provider:model, e.g. local:qwen2.5-0.5b, openai:gpt-4o-mini, fake:"),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Where to write the enriched catalog.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="A recipe parameter, key=value (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="A recipe parameter, key=value (repeatable).")
+]
 WhereOpt = Annotated[str | None, typer.Option("--where", help="SQL predicate over the catalog's columns.")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Take the first N selected rows.")]
-SampleOpt = Annotated[int | None, typer.Option("--sample", help="Take N rows at random, spread over categories.")]
+SampleOpt = Annotated[
+    int | None, typer.Option("--sample", help="Take N rows at random, spread over categories.")
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --sample.")]
-SheetOpt = Annotated[str | None, typer.Option("--sheet", help="The sheet of an .xlsx (name or 1-based number).")]
+SheetOpt = Annotated[
+    str | None, typer.Option("--sheet", help="The sheet of an .xlsx (name or 1-based number).")
+]
 HeaderOpt = Annotated[int, typer.Option("--header-row", help="The row that holds the column names.")]
 IdOpt = Annotated[str | None, typer.Option("--id-column", help="The column that identifies a product.")]
 EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Force the CSV encoding, e.g. gb18030.")]
@@ -41,9 +50,13 @@ ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", help="Reque
 RpmOpt = Annotated[float | None, typer.Option("--rpm", help="Requests per minute limit.")]
 TpmOpt = Annotated[float | None, typer.Option("--tpm", help="Tokens per minute limit.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds per request before a retry.")]
-MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="Stop (and pause the job) before spending more.")]
+MaxCostOpt = Annotated[
+    float | None, typer.Option("--max-cost", help="Stop (and pause the job) before spending more.")
+]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not answer from the response cache.")]
-RecipeDirOpt = Annotated[list[Path] | None, typer.Option("--recipe-dir", help="A directory of your own recipes.")]
+RecipeDirOpt = Annotated[
+    list[Path] | None, typer.Option("--recipe-dir", help="A directory of your own recipes.")
+]
 ReviewSampleOpt = Annotated[
     float,
     typer.Option("--review-sample", min=0.0, max=1.0, help="Share of clean items also sent to review, 0-1."),
@@ -60,7 +73,8 @@ RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="An existing Ray cluster, e.g. ray://head:10001 or auto.")
 ]
 FromTrialOpt = Annotated[
-    str | None, typer.Option("--from-trial", help="Run in full what this trial job tried (no sample, no CATALOG).")
+    str | None,
+    typer.Option("--from-trial", help="Run in full what this trial job tried (no sample, no CATALOG)."),
 ]
 
 
@@ -96,9 +110,16 @@ def start_job(store: Store, spec: JobSpec) -> tuple[Job, bool]:
         store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
         return store.get_job(existing.id), True
     job = store.create_job(
-        kind=spec.kind, catalog=spec.catalog, recipe=spec.recipe, fingerprint=spec.fingerprint(),
-        model=spec.model, params=spec.params, selection=spec.selection.model_dump(),
-        settings=spec.settings_blob(), out=spec.out, state="queued",
+        kind=spec.kind,
+        catalog=spec.catalog,
+        recipe=spec.recipe,
+        fingerprint=spec.fingerprint(),
+        model=spec.model,
+        params=spec.params,
+        selection=spec.selection.model_dump(),
+        settings=spec.settings_blob(),
+        out=spec.out,
+        state="queued",
     )
     return job, False
 
@@ -123,8 +144,14 @@ def long_run_gc() -> Iterator[None]:
 
 
 def make_runner(
-    store: Store, job: Job, settings: Settings, *, mode: str = "online", executor: str = "local",
-    ray_address: str | None = None, on_progress: Any = None,
+    store: Store,
+    job: Job,
+    settings: Settings,
+    *,
+    mode: str = "online",
+    executor: str = "local",
+    ray_address: str | None = None,
+    on_progress: Any = None,
 ) -> Any:
     """The runner for a mode and executor; all of them record into the same store the same way."""
     if mode not in ("online", "batch") or executor not in ("local", "ray"):
@@ -133,7 +160,9 @@ def make_runner(
             "Use --mode online|batch and --executor local|ray.",
         )
     if mode == "batch" and executor == "ray":
-        raise UserError("--mode batch runs in this process; it cannot use --executor ray.", "Drop one of them.")
+        raise UserError(
+            "--mode batch runs in this process; it cannot use --executor ray.", "Drop one of them."
+        )
     if mode == "batch":
         from skuforge.engine.batch import BatchRunner
 
@@ -148,8 +177,15 @@ def make_runner(
 
 
 def execute(
-    store: Store, job: Job, settings: Settings, *, quiet: bool, title: str, mode: str = "online",
-    executor: str = "local", ray_address: str | None = None,
+    store: Store,
+    job: Job,
+    settings: Settings,
+    *,
+    quiet: bool,
+    title: str,
+    mode: str = "online",
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunProgress:
     with live_progress(title, quiet=quiet) as update:
         runner = make_runner(
@@ -200,7 +236,9 @@ def run_from_trial(
         target = out_path or default_out(Path(trial.catalog))
         job = promote(store, trial_id, max_cost=max_cost, out=str(target.resolve()))
         if not quiet and not as_json:
-            console.print(f"Full run [bold]{job.id}[/] of trial {trial_id}: its products come from the cache.")
+            console.print(
+                f"Full run [bold]{job.id}[/] of trial {trial_id}: its products come from the cache."
+            )
         progress = execute(store, job, settings, quiet=quiet or as_json, title=f"{job.recipe} · {job.model}")
         finish(store, job, progress, as_json=as_json, quiet=quiet)
     finally:
@@ -208,15 +246,35 @@ def run_from_trial(
 
 
 def run(
-    catalog: Annotated[Path | None, typer.Argument(help="The catalog: .xlsx, .csv/.tsv, .jsonl or .parquet.")] = None,
-    recipe: RecipeOpt = "attributes", model: ModelOpt = None, out_path: OutOpt = None,
-    sets: SetOpt = None, where: WhereOpt = None, limit: LimitOpt = None, sample: SampleOpt = None,
-    seed: SeedOpt = 0, sheet: SheetOpt = None, header_row: HeaderOpt = 1, id_column: IdOpt = None,
-    encoding: EncodingOpt = None, concurrency: ConcurrencyOpt = None, rpm: RpmOpt = None, tpm: TpmOpt = None,
-    timeout: TimeoutOpt = None, max_cost: MaxCostOpt = None, no_cache: NoCacheOpt = False,
-    recipe_dir: RecipeDirOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
-    review_sample: ReviewSampleOpt = 0.0, from_trial: FromTrialOpt = None,
-    mode: ModeOpt = "online", executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None,
+    catalog: Annotated[
+        Path | None, typer.Argument(help="The catalog: .xlsx, .csv/.tsv, .jsonl or .parquet.")
+    ] = None,
+    recipe: RecipeOpt = "attributes",
+    model: ModelOpt = None,
+    out_path: OutOpt = None,
+    sets: SetOpt = None,
+    where: WhereOpt = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    seed: SeedOpt = 0,
+    sheet: SheetOpt = None,
+    header_row: HeaderOpt = 1,
+    id_column: IdOpt = None,
+    encoding: EncodingOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    rpm: RpmOpt = None,
+    tpm: TpmOpt = None,
+    timeout: TimeoutOpt = None,
+    max_cost: MaxCostOpt = None,
+    no_cache: NoCacheOpt = False,
+    recipe_dir: RecipeDirOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    review_sample: ReviewSampleOpt = 0.0,
+    from_trial: FromTrialOpt = None,
+    mode: ModeOpt = "online",
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run a recipe over a catalog and write the enriched catalog.
 
@@ -234,16 +292,28 @@ def run(
     if not catalog.exists():
         from skuforge.errors import CatalogError
 
-        raise CatalogError(f"Catalog file not found: {catalog}", "Check the path; supported: xlsx, csv, tsv, jsonl, parquet.")
+        raise CatalogError(
+            f"Catalog file not found: {catalog}", "Check the path; supported: xlsx, csv, tsv, jsonl, parquet."
+        )
     spec = JobSpec.create(
-        catalog, recipe=str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe,
-        model=model or settings.model, params=parse_sets(sets),
+        catalog,
+        recipe=str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe,
+        model=model or settings.model,
+        params=parse_sets(sets),
         selection=Selection(
-            sheet=sheet_value(sheet), header_row=header_row, id_column=id_column, encoding=encoding,
-            where=where, limit=limit, sample=sample, seed=seed,
+            sheet=sheet_value(sheet),
+            header_row=header_row,
+            id_column=id_column,
+            encoding=encoding,
+            where=where,
+            limit=limit,
+            sample=sample,
+            seed=seed,
         ),
         limits=merged_limits(settings, concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout),
-        cache=not no_cache, max_cost=max_cost, recipe_dirs=[str(d.resolve()) for d in recipe_dir or []],
+        cache=not no_cache,
+        max_cost=max_cost,
+        recipe_dirs=[str(d.resolve()) for d in recipe_dir or []],
         review_sample=review_sample,
         out=str((out_path or default_out(catalog)).resolve()),
     )
@@ -253,8 +323,14 @@ def run(
         if continued and not (quiet or as_json):
             console.print(f"Continuing job [bold]{job.id}[/]: finished items are not sent again.")
         progress = execute(
-            store, job, settings, quiet=quiet or as_json, title=f"{spec.recipe} · {spec.model}", mode=mode,
-            executor=executor, ray_address=ray_address,
+            store,
+            job,
+            settings,
+            quiet=quiet or as_json,
+            title=f"{spec.recipe} · {spec.model}",
+            mode=mode,
+            executor=executor,
+            ray_address=ray_address,
         )
         finish(store, job, progress, as_json=as_json, quiet=quiet)
     finally:
@@ -263,8 +339,12 @@ def run(
 
 def resume(
     job_id: Annotated[str, typer.Argument(help="The job to continue (see `skuforge jobs`).")],
-    max_cost: MaxCostOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
-    mode: ModeOpt = "online", executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None,
+    max_cost: MaxCostOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+    mode: ModeOpt = "online",
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Continue a paused, failed or interrupted job; finished items are not sent again."""
     settings = load_settings()
@@ -275,8 +355,14 @@ def resume(
             store.update_job(job.id, settings={**job.settings, "max_cost": max_cost})
             job = store.get_job(job.id)
         progress = execute(
-            store, job, settings, quiet=quiet or as_json, title=f"{job.recipe} · {job.model}", mode=mode,
-            executor=executor, ray_address=ray_address,
+            store,
+            job,
+            settings,
+            quiet=quiet or as_json,
+            title=f"{job.recipe} · {job.model}",
+            mode=mode,
+            executor=executor,
+            ray_address=ray_address,
         )
         finish(store, job, progress, as_json=as_json, quiet=quiet)
     finally:
@@ -298,15 +384,37 @@ def jobs(
     finally:
         store.close()
     if as_json:
-        data = [{"id": j.id, "kind": j.kind, "state": j.state, "recipe": j.recipe, "model": j.model,
-                 "catalog": j.catalog, "done": c.done, "flagged": c.flagged, "failed": c.failed,
-                 "cost": c.cost} for j, c in rows]
+        data = [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "state": j.state,
+                "recipe": j.recipe,
+                "model": j.model,
+                "catalog": j.catalog,
+                "done": c.done,
+                "flagged": c.flagged,
+                "failed": c.failed,
+                "cost": c.cost,
+            }
+            for j, c in rows
+        ]
         out.print_json(orjson.dumps(data).decode())
         return
     table = Table("job", "kind", "state", "recipe", "model", "catalog", "done", "flagged", "failed", "cost")
     for job, c in rows:
-        table.add_row(job.id, job.kind, job.state, Path(job.recipe).name, job.model, Path(job.catalog).name,
-                      f"{c.done:,}", f"{c.flagged:,}", f"{c.failed:,}", money(c.cost))
+        table.add_row(
+            job.id,
+            job.kind,
+            job.state,
+            Path(job.recipe).name,
+            job.model,
+            Path(job.catalog).name,
+            f"{c.done:,}",
+            f"{c.flagged:,}",
+            f"{c.failed:,}",
+            money(c.cost),
+        )
     out.print(table)
 
 
@@ -321,21 +429,35 @@ def show(
         job = store.get_job(job_id)
         c = store.counts(job.id)
         failed = list(store.items(job.id, status="failed", limit=failures))
+        sourced = _items_with_sources(store, job, failures)
     finally:
         store.close()
     if as_json:
-        data = {"job": {k: getattr(job, k) for k in job.__slots__}, "counts": c.__dict__ if hasattr(c, "__dict__")
-                else {k: getattr(c, k) for k in c.__slots__},
-                "failures": [{"row_id": i.row_id, "step": i.step, "error": i.error} for i in failed]}
+        data = {
+            "job": {k: getattr(job, k) for k in job.__slots__},
+            "counts": c.__dict__ if hasattr(c, "__dict__") else {k: getattr(c, k) for k in c.__slots__},
+            "failures": [{"row_id": i.row_id, "step": i.step, "error": i.error} for i in failed],
+            "sources": [
+                {"row_id": i.row_id, "step": i.step, "variant": i.variant, "sources": i.meta["sources"]}
+                for i in sourced
+            ],
+        }
         out.print_json(orjson.dumps(data, default=str).decode())
         return
     table = Table(show_header=False, title=f"Job {job.id}", title_justify="left")
     for name, value in [
-        ("state", job.state), ("kind", job.kind), ("catalog", job.catalog), ("recipe", job.recipe),
-        ("model", job.model), ("params", job.params or "-"), ("selection", {k: v for k, v in job.selection.items() if v}),
-        ("out", job.out or "-"), ("rows", f"{c.rows:,}"),
+        ("state", job.state),
+        ("kind", job.kind),
+        ("catalog", job.catalog),
+        ("recipe", job.recipe),
+        ("model", job.model),
+        ("params", job.params or "-"),
+        ("selection", {k: v for k, v in job.selection.items() if v}),
+        ("out", job.out or "-"),
+        ("rows", f"{c.rows:,}"),
         ("items", f"{c.done:,} done, {c.flagged:,} flagged, {c.failed:,} failed, {c.skipped:,} skipped"),
-        ("tokens", f"{c.input_tokens:,} in, {c.output_tokens:,} out"), ("cost", money(c.cost)),
+        ("tokens", f"{c.input_tokens:,} in, {c.output_tokens:,} out"),
+        ("cost", money(c.cost)),
         ("error", job.error or "-"),
     ]:
         table.add_row(name, str(value))
@@ -343,15 +465,39 @@ def show(
     if failed:
         ft = Table("row", "step", "reason", title="Failures", title_justify="left")
         for item in failed:
-            ft.add_row(item.row_id, item.step + (f"@{item.variant}" if item.variant else ""), item.error or "")
+            ft.add_row(
+                item.row_id, item.step + (f"@{item.variant}" if item.variant else ""), item.error or ""
+            )
         out.print(ft)
+    if sourced:
+        from skuforge.engine.export import cited
+
+        st = Table("row", "step", "knowledge used", title="Sources (first items)", title_justify="left")
+        for item in sourced:
+            step = item.step + (f"@{item.variant}" if item.variant else "")
+            st.add_row(item.row_id, step, "; ".join(cited(item.meta)))
+        out.print(st)
+
+
+def _items_with_sources(store: Any, job: Any, limit: int) -> list[Any]:
+    """Up to `limit` items that quoted a knowledge base, from the first few hundred of the job."""
+    from skuforge.engine.export import has_sources
+
+    if limit <= 0 or not has_sources(store, job):
+        return []
+    found = [i for i in store.items(job.id, limit=500) if i.meta and i.meta.get("sources")]
+    return found[:limit]
 
 
 def export(
     job_id: Annotated[str, typer.Argument(help="The job.")],
-    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Output file; its extension picks the format.")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file; its extension picks the format.")
+    ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="xlsx, csv, tsv, jsonl or parquet.")] = None,
-    approved_only: Annotated[bool, typer.Option("--approved-only", help="Only items a reviewer approved.")] = False,
+    approved_only: Annotated[
+        bool, typer.Option("--approved-only", help="Only items a reviewer approved.")
+    ] = False,
 ) -> None:
     """Write a job's results: original columns, then generated ones; failures separately."""
     from skuforge.engine.export import export_job

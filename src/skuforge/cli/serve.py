@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import os
+import signal
 from typing import Annotated
 
 import typer

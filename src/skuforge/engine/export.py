@@ -2,6 +2,8 @@
 
 The catalog selection is streamed again and joined with the job's items chunk by chunk, so an export of
 millions of rows holds one chunk in memory. Failed items go to a separate 'Failures' sheet or file.
+When any item quoted a knowledge base (its meta has `sources`), a `skuforge_sources` column lists the
+passages and examples each row's items used.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from skuforge.store import ItemRecord, Job, Store
 
 STATUS_COLUMN = "skuforge_status"
 NOTES_COLUMN = "skuforge_notes"
+SOURCES_COLUMN = "skuforge_sources"
 GENERATED_SUFFIX = "_generated"
 _SEVERITY = {"": 0, "skipped": 0, "done": 1, "pending": 2, "flagged": 3, "failed": 4}
 
@@ -39,6 +42,23 @@ def _generated_columns(runner: Runner) -> list[str]:
     return names
 
 
+def cited(meta: dict[str, Any] | None) -> list[str]:
+    """The citations ('guide.md#Tone', 'copy.csv#row 3', 'example JOB/ROW/STEP') an item's meta records."""
+    sources = (meta or {}).get("sources") or []
+    return list(dict.fromkeys(str(s.get("citation") or s.get("source")) for s in sources))
+
+
+def has_sources(store: Store, job: Job) -> bool:
+    """Whether any item of the job recorded knowledge sources (one query that stops at the first)."""
+    from sqlalchemy import select
+
+    from skuforge.store.schema import items
+
+    query = select(items.c.row_id).where(items.c.job_id == job.id, items.c.meta.like('%"sources"%')).limit(1)
+    with store.engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
 def _rename(name: str, original: set[str]) -> str:
     """A generated column never hides an original one: 'color' becomes 'color_generated'."""
     return f"{name}{GENERATED_SUFFIX}" if name in original else name
@@ -51,12 +71,14 @@ class Exporter:
         self.runner.prepare_for_export()
         self.original = list(self.runner.catalog.columns)
         self.generated = [_rename(n, set(self.original)) for n in _generated_columns(self.runner)]
+        self.with_sources = has_sources(store, job)
         self.failures: list[dict[str, Any]] = []
         self.summary: ExportSummary | None = None
 
     @property
     def columns(self) -> list[str]:
-        return [*self.original, *self.generated, STATUS_COLUMN, NOTES_COLUMN]
+        extra = [SOURCES_COLUMN] if self.with_sources else []
+        return [*self.original, *self.generated, STATUS_COLUMN, NOTES_COLUMN, *extra]
 
     def _publishable(self, item: ItemRecord) -> bool:
         if item.status not in ("done", "flagged") or item.review == "rejected":
@@ -67,13 +89,14 @@ class Exporter:
 
     def _row(self, row: CatalogRow, items: dict[tuple[str, str], ItemRecord]) -> dict[str, Any]:
         out: dict[str, Any] = dict(row.data)
-        worst, notes = "", []
+        worst, notes, sources = "", [], []
         original = set(self.original)
         for step in self.runner.recipe.steps:
             for variant in step.variants(self.runner.params):
                 item = items.get((step.name, variant_label(variant)))
                 status = item.status if item else "pending"
                 if item is not None and self._publishable(item):
+                    sources += [c for c in cited(item.meta) if c not in sources]
                     for name, value in step.columns(row.data, item.output, variant).items():
                         out[_rename(name, original)] = value
                 elif item is not None and item.status in ("done", "flagged"):
@@ -90,6 +113,8 @@ class Exporter:
                     worst = status
         out[STATUS_COLUMN] = worst or "done"
         out[NOTES_COLUMN] = "\n".join(notes) or None
+        if self.with_sources:
+            out[SOURCES_COLUMN] = "; ".join(sources) or None
         return out
 
     def rows(self) -> Iterator[dict[str, Any]]:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from skuforge.errors import OutputError, ProviderError
-from skuforge.providers.base import Message, Provider, Request, Usage
+from skuforge.providers.base import NOT_IN_KEY, Message, Provider, Request, Usage
 from skuforge.recipes.answer import extract_json
 from skuforge.recipes.prompt import DATA_PREAMBLE
 
@@ -54,7 +54,7 @@ class Share:
 
 def prefix_signature(request: Request) -> str:
     """Hash of everything but the product turn: requests with equal signatures can share a pack."""
-    body = request.model_dump(exclude={"tag"}, exclude_none=True)
+    body = request.model_dump(exclude=set(NOT_IN_KEY), exclude_none=True)
     body["messages"] = body["messages"][:-1]
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

@@ -42,10 +42,24 @@ class RunProgress:
         return (self.rows_total - self.rows_done) / max(self.rows_per_s, 1e-9)
 
     def as_dict(self) -> dict[str, object]:
-        names = (
-            "job_id rows_total rows_done done flagged failed skipped reused requests cache_hits "
-            "input_tokens output_tokens cost projected_cost state message"
-        ).split()
+        names = [
+            "job_id",
+            "rows_total",
+            "rows_done",
+            "done",
+            "flagged",
+            "failed",
+            "skipped",
+            "reused",
+            "requests",
+            "cache_hits",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "projected_cost",
+            "state",
+            "message",
+        ]
         data: dict[str, object] = {n: getattr(self, n) for n in names}
         data.update(elapsed_s=round(self.elapsed, 3), rows_per_s=round(self.rows_per_s, 3), eta_s=self.eta_s)
         return data

@@ -91,6 +91,7 @@ class Runner:
         self.call_stats = CallStats()
         self.stopped_reason: str | None = None
         self._packers: dict[tuple[str, str], Packer] = {}
+        self._sources: dict[tuple[str, str, str], list[dict[str, Any]]] = {}  # until the item is recorded
         self._items_per_row: int | None = None  # steps x variants: for the live projection
         self.latency_s_total, self.latency_count = 0.0, 0  # of requests sent (not cache hits): trial timing
 
@@ -262,6 +263,8 @@ class Runner:
         if earlier is not None and earlier.key == key and earlier.status in FINISHED:
             self.progress.reused += 1
             return StepOutcome(earlier.output, earlier.status)
+        if request.sources:  # knowledge the prompt quotes: stored in the item's meta by _finish
+            self._sources[(row.row_id, step.name, label)] = request.sources
         if step.pack > 1:
             return await self._packed(row, step, variant, request, model, key, base)
         return await self._generate(row, step, variant, request, model, key, base)
@@ -381,6 +384,9 @@ class Runner:
         return findings
 
     def _finish(self, outcome: ItemOutcome, requests: int = 0) -> StepOutcome:
+        sources = self._sources.pop((outcome.row_id, outcome.step, outcome.variant), None)
+        if sources:
+            outcome.meta = {**(outcome.meta or {}), "sources": sources}
         self.store.record(self.job.id, [outcome])
         p = self.progress
         setattr(p, outcome.status, getattr(p, outcome.status) + 1)

@@ -49,25 +49,39 @@ class JobSpec(BaseModel):
 
     def fingerprint(self) -> str:
         body = {
-            "catalog": self.catalog, "recipe": self.recipe, "model": self.model,
-            "params": self.params, "selection": self.selection.model_dump(), "kind": self.kind,
+            "catalog": self.catalog,
+            "recipe": self.recipe,
+            "model": self.model,
+            "params": self.params,
+            "selection": self.selection.model_dump(),
+            "kind": self.kind,
         }
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def settings_blob(self) -> dict[str, Any]:
-        """What the store keeps besides the spec's top-level fields (no keys: those stay in the environment)."""
+        """What the store keeps besides the spec's top-level fields; keys stay in the environment."""
         return {
-            "limits": self.limits.model_dump(), "cache": self.cache, "max_cost": self.max_cost,
-            "recipe_dirs": self.recipe_dirs, "review_sample": self.review_sample,
+            "limits": self.limits.model_dump(),
+            "cache": self.cache,
+            "max_cost": self.max_cost,
+            "recipe_dirs": self.recipe_dirs,
+            "review_sample": self.review_sample,
         }
 
     @classmethod
     def from_job(cls, job: Any) -> JobSpec:
         settings = job.settings or {}
         return cls(
-            catalog=job.catalog, recipe=job.recipe, model=job.model, params=job.params,
-            selection=Selection(**job.selection), limits=Limits(**settings.get("limits", {})),
-            cache=settings.get("cache", True), max_cost=settings.get("max_cost"),
-            recipe_dirs=settings.get("recipe_dirs", []), out=job.out, kind=job.kind,
+            catalog=job.catalog,
+            recipe=job.recipe,
+            model=job.model,
+            params=job.params,
+            selection=Selection(**job.selection),
+            limits=Limits(**settings.get("limits", {})),
+            cache=settings.get("cache", True),
+            max_cost=settings.get("max_cost"),
+            recipe_dirs=settings.get("recipe_dirs", []),
+            out=job.out,
+            kind=job.kind,
             review_sample=settings.get("review_sample", 0.0),
         )

@@ -163,6 +163,7 @@ def _preview(runner: Any, records: list[Any]) -> list[PreviewItem]:
                 "output": record.output, "error": record.error,
                 "findings": [f for f in record.findings or [] if not f.get("ok")],
                 "tokens": record.input_tokens + record.output_tokens, "cost": record.cost,
+                "sources": (record.meta or {}).get("sources") or [],
             })  # fmt: skip
         preview.append(item)
     return preview

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -50,8 +51,16 @@ class Example:
     score: float
 
 
+_BLOCK_TAG = re.compile(r"<(/?\s*(?:reference|example|input|output|product)\b)", re.IGNORECASE)
+
+
+def defuse(text: str) -> str:
+    """Escape tags that could close a reference or example block ('</reference>' -> '&lt;/reference>')."""
+    return _BLOCK_TAG.sub(r"&lt;\1", text)
+
+
 def _reference(citation: str, text: str) -> str:
-    return f'<reference source="{escape(citation, quote=True)}">\n{text}\n</reference>'
+    return f'<reference source="{escape(citation, quote=True)}">\n{defuse(text)}\n</reference>'
 
 
 def _trim_to_tokens(text: str, budget: int) -> str:
@@ -101,8 +110,9 @@ def retrieve(
                 "kb": hit.kb,
                 "source": hit.source,
                 "chunk_id": hit.chunk_id,
-                "score": hit.score,
-                "relevance": hit.relevance,
+                "citation": hit.citation,
+                "score": round(hit.score, 4),
+                "relevance": None if hit.relevance is None else round(hit.relevance, 4),
             }
         )
     return Retrieved(text="\n".join(blocks), sources=sources)

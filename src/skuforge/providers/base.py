@@ -21,6 +21,10 @@ class Message(BaseModel):
     content: str
 
 
+NOT_IN_KEY = frozenset({"tag", "sources"})
+"""Request fields that describe a request without changing the answer: left out of keys and signatures."""
+
+
 class Request(BaseModel):
     """What the model will see. Its canonical JSON is hashed for the item key and the cache key."""
 
@@ -33,10 +37,15 @@ class Request(BaseModel):
     seed: int | None = None
     stop: list[str] | None = None
     tag: str | None = Field(None, description="a label for logs and mock servers; not part of the key")
+    sources: list[dict[str, Any]] | None = Field(
+        None,
+        description="knowledge passages and examples the prompt quotes, recorded with the item; not part "
+        "of the key (their text is in `messages`, so a changed knowledge base still changes the key)",
+    )
 
     def canonical(self, model: str) -> bytes:
         """Canonical bytes of everything that changes the answer: model, messages and parameters."""
-        body = self.model_dump(exclude={"tag"}, exclude_none=True)
+        body = self.model_dump(exclude=set(NOT_IN_KEY), exclude_none=True)
         body["model"] = model
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 

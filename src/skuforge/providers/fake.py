@@ -225,6 +225,19 @@ def _seeded(messages: Sequence[tuple[str, str]], extra: Any, seed: int) -> rando
     return random.Random(int.from_bytes(digest, "big"))
 
 
+_DATA_BLOCK = re.compile(r"<(product|data)>(.*?)</\1>", re.S)
+
+
+def _data_text(messages: Sequence[tuple[str, str]]) -> str:
+    """The product data the answer is built from: the last user turn's data block (few-shot turns and the
+    preamble around the block are not this product's data), else every user turn."""
+    users = [content for role, content in messages if role == "user"]
+    if not users:
+        return ""
+    blocks = _DATA_BLOCK.findall(users[-1])
+    return "\n".join(body for _, body in blocks) if blocks else "\n".join(users)
+
+
 def fake_answer(
     messages: Sequence[tuple[str, str]],
     *,
@@ -235,11 +248,11 @@ def fake_answer(
 ) -> str:
     """The answer a fake model gives: schema-valid JSON when asked for JSON, else text built from the data.
 
-    `messages` are (role, content) pairs; only user messages feed the words. `target_tokens` fixes the length
+    `messages` are (role, content) pairs; the words come from the last user turn's data block. `target_tokens` fixes the length
     of a text answer (the mock server's fixed output size); otherwise it varies with the request hash.
     """
     rng = _seeded(messages, [schema, json_mode], seed)
-    source = _Source("\n".join(content for role, content in messages if role == "user"))
+    source = _Source(_data_text(messages))
     if schema is not None:
         return orjson.dumps(_Builder(schema, source, rng).value(schema)).decode()
     if json_mode:

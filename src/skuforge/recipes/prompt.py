@@ -79,10 +79,17 @@ def example_turns(
     """Few-shot turns; for per-row targets the example shows the keys this row asks for (null for those it
     lacks when `fill_null`, as attributes answer null for what the data does not say)."""
     turns: list[Message] = []
+    folded_universe = {u.casefold() for u in universe}
+    folded_targets = {t.casefold() for t in targets or []}
     for data, answer in examples:
         if targets is not None:
-            data = {k: v for k, v in data.items() if k not in universe or k in targets}
-            answer = {t: answer.get(t) for t in targets if fill_null or t in answer}
+            # names match case-insensitively: an example written with `brand` serves a catalog's `Brand`
+            data = {
+                k: v for k, v in data.items()
+                if k.casefold() not in folded_universe or k.casefold() in folded_targets
+            }
+            by_name = {k.casefold(): v for k, v in answer.items()}
+            answer = {t: by_name.get(t.casefold()) for t in targets if fill_null or t.casefold() in by_name}
         turns.append(Message(role="user", content=user_text(dumps(data), ask)))
         turns.append(Message(role="assistant", content=dumps(answer)))
     return turns

@@ -7,6 +7,10 @@ repetition is capped, so a hostile or careless template cannot exhaust memory or
 
 `when:` expressions of conditional rules use a lenient twin: a catalog without a `category` column simply
 matches no category rule.
+
+Two globals reach knowledge bases (see `skuforge.knowledge.prompts`): `knowledge('kb', query=..., k=3,
+where=...)` and `examples(k=3)`. What they return is recorded while `recording_sources()` is open, so the step
+that renders a request can say which passages and examples it used.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import json
 import operator
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, pass_context
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -27,6 +32,9 @@ MAX_ITERATIONS = 10_000
 MAX_SEQUENCE = 100_000
 
 _budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("recipe_loop_budget")
+_sources: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "recipe_sources", default=None
+)
 
 
 class MissingName(UndefinedError):
@@ -150,9 +158,61 @@ def _merge(left: Any, right: Any) -> dict[str, Any]:
     return {**dict(left or {}), **dict(right or {})}
 
 
+def _without(mapping: Any, *keys: Any) -> dict[str, Any]:
+    """`row | without('question')`: a new mapping without those keys (the sandbox cannot delete from one)."""
+    drop = {str(k) for k in keys}
+    return {k: v for k, v in dict(mapping or {}).items() if str(k) not in drop}
+
+
 def _truncate_chars(value: Any, limit: int) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+@contextmanager
+def recording_sources() -> Iterator[list[dict[str, Any]]]:
+    """Collect what `knowledge()` and `examples()` return while rendering (deduplicated, in order)."""
+    used: list[dict[str, Any]] = []
+    token = _sources.set(used)
+    try:
+        yield used
+    finally:
+        _sources.reset(token)
+
+
+def _record(found: Any) -> Any:
+    used = _sources.get()
+    if used is not None:
+        for source in getattr(found, "sources", []):
+            if source not in used:
+                used.append(source)
+    return found
+
+
+def _row_of(context: Any) -> dict[str, Any]:
+    row = context.get("row")
+    return dict(row) if isinstance(row, Mapping) else {}
+
+
+@pass_context
+def _knowledge(context: Any, kb: str, query: Any = None, **options: Any) -> Any:
+    """`knowledge('kb', query=..., k=3, where=..., max_tokens=600, mode='hybrid')` in a template."""
+    from skuforge.knowledge.prompts import knowledge
+
+    return _record(knowledge(str(kb), None if query is None else str(query), row=_row_of(context), **options))
+
+
+@pass_context
+def _examples(context: Any, k: int = 3, query: Any = None, **options: Any) -> Any:
+    """`examples(k=3)`: approved outputs of this recipe for the most similar products."""
+    from skuforge.knowledge.prompts import examples
+
+    recipe = context.get("recipe")
+    name = recipe.get("name") if isinstance(recipe, Mapping) else None
+    if not name:
+        raise ValueError("examples() needs the recipe's name; it works only inside a recipe")
+    found = examples(str(name), None if query is None else str(query), row=_row_of(context), k=k, **options)
+    return _record(found)
 
 
 class _Env(ImmutableSandboxedEnvironment):
@@ -180,9 +240,12 @@ def _make_env(undefined: type[Undefined]) -> _Env:
     env.filters["tojson"] = dumps
     env.filters["language_name"] = language_name
     env.filters["merge"] = _merge
+    env.filters["without"] = _without
     env.filters["truncate_chars"] = _truncate_chars
     env.tests["cjk"] = is_cjk
     env.globals["language_name"] = language_name
+    env.globals["knowledge"] = _knowledge
+    env.globals["examples"] = _examples
     return env
 
 
@@ -245,5 +308,6 @@ __all__ = [
     "is_cjk",
     "language_name",
     "neutralise",
+    "recording_sources",
     "render",
 ]

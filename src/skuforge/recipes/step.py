@@ -18,7 +18,7 @@ from jinja2 import meta
 from jinja2.utils import missing
 
 from skuforge.checks.base import CheckSpec
-from skuforge.errors import MissingFieldError, RecipeError
+from skuforge.errors import MissingFieldError, RecipeError, SkuforgeError
 from skuforge.providers.base import Message, Request
 from skuforge.recipes import prompt
 from skuforge.recipes.answer import parse_answer
@@ -31,6 +31,7 @@ from skuforge.recipes.sandbox import (
     compile_template,
     dumps,
     evaluate,
+    recording_sources,
     render,
 )
 from skuforge.recipes.spec import InputSpec, StepSpec, compile_output
@@ -127,6 +128,8 @@ class Step:
             ) from exc
         except RecipeError:
             raise
+        except SkuforgeError as exc:  # e.g. knowledge('kb') naming a knowledge base that does not exist
+            raise RecipeError(f"{self._where(section)}: {exc.message}", exc.hint) from exc
         except TEMPLATE_ERRORS as exc:
             raise RecipeError(
                 f"{self._where(section)}: the template failed: {type(exc).__name__}: {exc}.",
@@ -279,7 +282,24 @@ class Step:
         *,
         row_label: str,
     ) -> Request | None:
-        """The request for one product and variant, or None when there is nothing to generate for it."""
+        """The request for one product and variant, or None when there is nothing to generate for it.
+
+        Knowledge passages and examples the templates retrieve are listed in the request's `sources`."""
+        with recording_sources() as used:
+            request = self._build_request(row, outputs, variant, params, row_label=row_label)
+        if request is not None and used:
+            request.sources = used
+        return request
+
+    def _build_request(
+        self,
+        row: dict[str, Any],
+        outputs: dict[str, Any],
+        variant: dict[str, Any],
+        params: dict[str, Any],
+        *,
+        row_label: str,
+    ) -> Request | None:
         ctx = self._row_context(row, outputs or {}, variant, params)
         if self._skip_when is not None:
             with self._guard("skip_when", ctx, row_label):

@@ -7,6 +7,7 @@ for at once, never one pass per item.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
@@ -17,7 +18,7 @@ from skuforge.recipes import Recipe, Step
 from skuforge.recipes.spec import InputSpec
 from skuforge.store import Job, Store
 
-EXAMPLES_HOOK = "similar_examples"  # a recipe that calls this in a template learns from reviewers
+EXAMPLES_HOOK = re.compile(r"examples\s*\(")  # a recipe calling `examples(` in a template learns from review
 
 
 class ReviewContext:
@@ -64,9 +65,9 @@ class ReviewContext:
 
     @cached_property
     def learns_from_review(self) -> bool:
-        """Whether the recipe opted in to approved examples: one of its templates calls similar_examples."""
+        """Whether the recipe opted in to approved examples: one of its templates calls `examples(`."""
         text = self.recipe.spec.model_dump_json(by_alias=True)
-        return EXAMPLES_HOOK in text
+        return EXAMPLES_HOOK.search(text) is not None
 
     def source_columns(self) -> list[str]:
         """The catalog columns a reviewer needs beside the output: what the steps read, in catalog order."""

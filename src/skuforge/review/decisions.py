@@ -4,7 +4,7 @@ The web service, the CLI and the Excel import all come through `decide` and `rol
 validates the same way and leaves the same audit trail (who, when, the previous value, per field).
 
 Approved and edited outputs become few-shot examples for later runs when the recipe opts in (one of its
-templates calls `similar_examples`) and the knowledge part is installed; review works the same without it.
+templates calls `examples(`) and the knowledge part is installed; review works the same without it.
 """
 
 from __future__ import annotations
@@ -255,12 +255,13 @@ def _learn(store: Store, ctx: ReviewContext, item: ItemRecord, output: Any, who:
         if not ctx.learns_from_review:
             return False
         from skuforge.knowledge import add_approved_example
+        from skuforge.knowledge.prompts import row_text
     except (ImportError, SkuforgeError) as exc:
         log.info("approved example not stored for %s/%s: %s", item.row_id, item.step, exc)
         return False
     try:
         row = ctx.row(item.row_id).data
-        input_text = "\n".join(f"{k}: {v}" for k, v in row.items() if v not in (None, ""))
+        input_text = row_text(row)  # the form examples() queries with, so similar rows match
         source = f"{item.job_id}/{item.row_id}/{item.step}" + (f"/{item.variant}" if item.variant else "")
         add_approved_example(ctx.recipe.name, input_text, output, source)
         from skuforge.knowledge.retrieval import examples_kb

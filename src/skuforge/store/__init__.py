@@ -4,6 +4,14 @@ from skuforge.store.database import Store, new_job_id, open_store
 from skuforge.store.records import FINISHED, ITEM_STATES, JOB_STATES, ItemOutcome, ItemRecord, Job, JobCounts
 
 __all__ = [
-    "FINISHED", "ITEM_STATES", "JOB_STATES", "ItemOutcome", "ItemRecord", "Job", "JobCounts", "Store",
-    "new_job_id", "open_store",
+    "FINISHED",
+    "ITEM_STATES",
+    "JOB_STATES",
+    "ItemOutcome",
+    "ItemRecord",
+    "Job",
+    "JobCounts",
+    "Store",
+    "new_job_id",
+    "open_store",
 ]

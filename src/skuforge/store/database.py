@@ -118,7 +118,9 @@ class Store:
                         "Upgrade skuforge, or point SKUFORGE_HOME / --store at another store.",
                     )
         except OperationalError as exc:
-            raise ConfigError(f"Cannot use the store at {self.url}: {exc.orig}", "Check the path or URL.") from exc
+            raise ConfigError(
+                f"Cannot use the store at {self.url}: {exc.orig}", "Check the path or URL."
+            ) from exc
 
     def close(self) -> None:
         self.flush()
@@ -129,12 +131,20 @@ class Store:
         self.engine.dispose()
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def create_job(self, *, kind: str, catalog: str, recipe: str, fingerprint: str = "", **fields: Any) -> Job:
+    def create_job(
+        self, *, kind: str, catalog: str, recipe: str, fingerprint: str = "", **fields: Any
+    ) -> Job:
         now = time.time()
         job = Job(
-            id=fields.pop("id", None) or new_job_id(), kind=kind, state=fields.pop("state", "draft"),
-            fingerprint=fingerprint or secrets.token_hex(8), catalog=catalog, recipe=recipe,
-            created_at=now, updated_at=now, **fields,
+            id=fields.pop("id", None) or new_job_id(),
+            kind=kind,
+            state=fields.pop("state", "draft"),
+            fingerprint=fingerprint or secrets.token_hex(8),
+            catalog=catalog,
+            recipe=recipe,
+            created_at=now,
+            updated_at=now,
+            **fields,
         )
         row = asdict(job)
         for name in _JOB_JSON:
@@ -153,9 +163,11 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
-                near = conn.execute(
-                    select(jobs.c.id).where(jobs.c.id.like(f"%{job_id}%")).limit(5)
-                ).scalars().all()
+                near = (
+                    conn.execute(select(jobs.c.id).where(jobs.c.id.like(f"%{job_id}%")).limit(5))
+                    .scalars()
+                    .all()
+                )
         if row is None:
             hint = f"Did you mean {', '.join(near)}?" if near else "List jobs with `skuforge jobs`."
             raise NotFoundError(f"No job '{job_id}' in the store {self.url}.", hint)
@@ -165,8 +177,10 @@ class Store:
         """The newest job of `kind` with this fingerprint (same catalog, recipe, model, params, selection)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(jobs).where(jobs.c.fingerprint == fingerprint, jobs.c.kind == kind)
-                .order_by(jobs.c.created_at.desc()).limit(1)
+                select(jobs)
+                .where(jobs.c.fingerprint == fingerprint, jobs.c.kind == kind)
+                .order_by(jobs.c.created_at.desc())
+                .limit(1)
             ).first()
         return self._job_from_row(row) if row else None
 
@@ -262,8 +276,14 @@ class Store:
             return [self._item_from_row(r) for r in conn.execute(query)]
 
     def items(
-        self, job_id: str, *, status: str | Iterable[str] | None = None, review: str | None = None,
-        offset: int = 0, limit: int | None = None, batch: int = 2000,
+        self,
+        job_id: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        review: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        batch: int = 2000,
     ) -> Iterator[ItemRecord]:
         """Items of a job in catalog order, streamed page by page."""
         base = select(items).where(items.c.job_id == job_id)
@@ -286,12 +306,17 @@ class Store:
 
     def get_item(self, job_id: str, row_id: str, step: str, variant: str = "") -> ItemRecord:
         query = select(items).where(
-            items.c.job_id == job_id, items.c.row_id == row_id, items.c.step == step, items.c.variant == variant
+            items.c.job_id == job_id,
+            items.c.row_id == row_id,
+            items.c.step == step,
+            items.c.variant == variant,
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
-            raise NotFoundError(f"Job {job_id} has no item for row '{row_id}', step '{step}' {variant}".rstrip())
+            raise NotFoundError(
+                f"Job {job_id} has no item for row '{row_id}', step '{step}' {variant}".rstrip()
+            )
         return self._item_from_row(row)
 
     def update_item(self, job_id: str, row_id: str, step: str, variant: str = "", **fields: Any) -> None:
@@ -301,18 +326,29 @@ class Store:
         fields["updated_at"] = time.time()
         with self.engine.begin() as conn:
             conn.execute(
-                update(items).where(
-                    items.c.job_id == job_id, items.c.row_id == row_id,
-                    items.c.step == step, items.c.variant == variant,
-                ).values(**fields)
+                update(items)
+                .where(
+                    items.c.job_id == job_id,
+                    items.c.row_id == row_id,
+                    items.c.step == step,
+                    items.c.variant == variant,
+                )
+                .values(**fields)
             )
 
     def counts(self, job_id: str) -> JobCounts:
         query = (
             select(
-                items.c.status, func.count(), func.sum(items.c.input_tokens), func.sum(items.c.output_tokens),
-                func.sum(items.c.cost), func.sum(items.c.attempts), func.count(func.distinct(items.c.row_id)),
-            ).where(items.c.job_id == job_id).group_by(items.c.status)
+                items.c.status,
+                func.count(),
+                func.sum(items.c.input_tokens),
+                func.sum(items.c.output_tokens),
+                func.sum(items.c.cost),
+                func.sum(items.c.attempts),
+                func.count(func.distinct(items.c.row_id)),
+            )
+            .where(items.c.job_id == job_id)
+            .group_by(items.c.status)
         )
         counts = JobCounts()
         with self.engine.connect() as conn:
