@@ -109,19 +109,7 @@ def start_job(store: Store, spec: JobSpec) -> tuple[Job, bool]:
     if existing is not None:
         store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
         return store.get_job(existing.id), True
-    job = store.create_job(
-        kind=spec.kind,
-        catalog=spec.catalog,
-        recipe=spec.recipe,
-        fingerprint=spec.fingerprint(),
-        model=spec.model,
-        params=spec.params,
-        selection=spec.selection.model_dump(),
-        settings=spec.settings_blob(),
-        out=spec.out,
-        state="queued",
-    )
-    return job, False
+    return store.create_job(**spec.job_fields(), state="queued"), False
 
 
 @contextmanager
@@ -182,12 +170,14 @@ def execute(
     settings: Settings,
     *,
     quiet: bool,
-    title: str,
+    as_json: bool = False,
     mode: str = "online",
     executor: str = "local",
     ray_address: str | None = None,
 ) -> RunProgress:
-    with live_progress(title, quiet=quiet) as update:
+    """Run the job with a progress bar, then export it and print the summary."""
+    title = f"{Path(job.recipe).stem} · {job.model}"
+    with live_progress(title, quiet=quiet or as_json) as update:
         runner = make_runner(
             store, job, settings, mode=mode, executor=executor, ray_address=ray_address, on_progress=update
         )
@@ -201,6 +191,7 @@ def execute(
             f"[yellow]Stopped before exceeding the cost limit of {money(runner.budget.limit)}.[/] "
             f"Nothing is lost. Raise it and continue with: skuforge resume {job.id} --max-cost N"
         )
+    finish(store, job, progress, as_json=as_json, quiet=quiet)
     return progress
 
 
@@ -239,8 +230,7 @@ def run_from_trial(
             console.print(
                 f"Full run [bold]{job.id}[/] of trial {trial_id}: its products come from the cache."
             )
-        progress = execute(store, job, settings, quiet=quiet or as_json, title=f"{job.recipe} · {job.model}")
-        finish(store, job, progress, as_json=as_json, quiet=quiet)
+        execute(store, job, settings, quiet=quiet, as_json=as_json)
     finally:
         store.close()
 
@@ -322,17 +312,10 @@ def run(
         job, continued = start_job(store, spec)
         if continued and not (quiet or as_json):
             console.print(f"Continuing job [bold]{job.id}[/]: finished items are not sent again.")
-        progress = execute(
-            store,
-            job,
-            settings,
-            quiet=quiet or as_json,
-            title=f"{spec.recipe} · {spec.model}",
-            mode=mode,
-            executor=executor,
+        execute(
+            store, job, settings, quiet=quiet, as_json=as_json, mode=mode, executor=executor,
             ray_address=ray_address,
         )
-        finish(store, job, progress, as_json=as_json, quiet=quiet)
     finally:
         store.close()
 
@@ -354,17 +337,10 @@ def resume(
         if max_cost is not None:
             store.update_job(job.id, settings={**job.settings, "max_cost": max_cost})
             job = store.get_job(job.id)
-        progress = execute(
-            store,
-            job,
-            settings,
-            quiet=quiet or as_json,
-            title=f"{job.recipe} · {job.model}",
-            mode=mode,
-            executor=executor,
+        execute(
+            store, job, settings, quiet=quiet, as_json=as_json, mode=mode, executor=executor,
             ray_address=ray_address,
         )
-        finish(store, job, progress, as_json=as_json, quiet=quiet)
     finally:
         store.close()
 

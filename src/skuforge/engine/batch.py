@@ -99,33 +99,24 @@ class BatchRunner(Runner):
         batch_metadata.create_all(store.engine)
 
     # -- the run ---------------------------------------------------------------------------------------
-    async def run(self) -> RunProgress:
-        self.prepare()
+    async def _execute(self) -> None:
         for step in self.recipe.steps:
             model = step.model or self.spec.model
             if model not in self._apis:
                 self._apis[model] = batch_api_for(self._clients[model])
-        self.store.set_state(self.job.id, "running")
-        try:
-            await self._rounds()
-        except BaseException as exc:
-            self.store.flush()
-            state = "paused" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
-            self.store.set_state(self.job.id, state, error=str(exc) if state == "failed" else None)
-            raise
-        finally:
-            for api in self._apis.values():
-                await api.aclose()
-            if self._cache is not None:
-                self._cache.close()
-        self.store.flush()
+        await self._rounds()
+
+    async def _close(self) -> None:
+        for api in self._apis.values():
+            await api.aclose()
+        if self._cache is not None:
+            self._cache.close()
+
+    def _conclude(self) -> RunProgress:
         counts = self.store.counts(self.job.id)  # a line that failed, then succeeded, counts once
         for name in ("done", "flagged", "failed", "skipped"):
             setattr(self.progress, name, getattr(counts, name))
-        self.progress.state = "done"
-        self.store.set_state(self.job.id, "done")
-        self._emit()
-        return self.progress
+        return super()._conclude()
 
     async def _rounds(self) -> None:
         flights = self.in_flight()

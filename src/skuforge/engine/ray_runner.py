@@ -268,34 +268,33 @@ class RayRunner(Runner):
         self.parts = parts_dir or os.environ.get("SKUFORGE_RAY_PARTS") or str(home() / "ray" / job.id)
         self.coordinator_stats: dict[str, Any] = {}
 
-    async def run(self) -> RunProgress:
-        ray = require("ray", "the Ray executor", "ray")
+    def prepare(self) -> None:
+        """Catalog and recipe only: providers are made inside the Ray actors."""
         self.prepare_for_export()
         if self.spec.max_cost is not None:
             raise UserError(
                 "--max-cost is not supported with --executor ray yet.", "Run locally, or drop it."
             )
+
+    async def run(self) -> RunProgress:
+        ray = require("ray", "the Ray executor", "ray")
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(
                 address=self.address, include_dashboard=False, runtime_env={"env_vars": _forwarded_env()}
             )
-        self.store.set_state(self.job.id, "running")
+        self._ray = ray
         try:
-            await asyncio.to_thread(self._drive, ray)
-        except BaseException as exc:
-            self.store.flush()
-            state = "paused" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
-            self.store.set_state(self.job.id, state, error=str(exc) if state == "failed" else None)
-            raise
+            return await super().run()
         finally:
             if started_here:
                 ray.shutdown()
-        self.store.flush()
-        self.progress.state = "done"
-        self.store.set_state(self.job.id, "done")
-        self._emit()
-        return self.progress
+
+    async def _execute(self) -> None:
+        await asyncio.to_thread(self._drive, self._ray)
+
+    async def _close(self) -> None:
+        """Nothing to close here: each actor closes its own clients."""
 
     def _ranges(self) -> list[dict[str, int]]:
         total = self._count_rows()

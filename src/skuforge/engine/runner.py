@@ -161,18 +161,29 @@ class Runner:
         self.prepare()
         self.store.set_state(self.job.id, "running")
         try:
-            await self._run_rows()
+            await self._execute()
         except BaseException as exc:
             self.store.flush()
             state = "paused" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) else "failed"
             self.store.set_state(self.job.id, state, error=str(exc) if state == "failed" else None)
             raise
         finally:
-            for client in self._clients.values():
-                await client.aclose()
-            if self._cache is not None:
-                self._cache.close()
+            await self._close()
         self.store.flush()
+        return self._conclude()
+
+    async def _execute(self) -> None:
+        """The work of the run; other executors (provider batches) override this."""
+        await self._run_rows()
+
+    async def _close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        if self._cache is not None:
+            self._cache.close()
+
+    def _conclude(self) -> RunProgress:
+        """The job's final state: failed on a fatal error, paused by the budget, else done."""
         if self._fatal is not None:
             self.store.set_state(self.job.id, "failed", error=str(self._fatal))
             raise self._fatal

@@ -58,6 +58,14 @@ class JobSpec(BaseModel):
         }
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
+    def job_fields(self) -> dict[str, Any]:
+        """The store's fields for a job made from this spec (`store.create_job(**spec.job_fields())`)."""
+        return {
+            "kind": self.kind, "catalog": self.catalog, "recipe": self.recipe,
+            "fingerprint": self.fingerprint(), "model": self.model, "params": self.params,
+            "selection": self.selection.model_dump(), "settings": self.settings_blob(), "out": self.out,
+        }
+
     def settings_blob(self) -> dict[str, Any]:
         """What the store keeps besides the spec's top-level fields; keys stay in the environment."""
         return {

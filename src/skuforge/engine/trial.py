@@ -83,11 +83,7 @@ def trial_spec(catalog: str | Path, *, sample: int = DEFAULT_SAMPLE, **fields: A
 
 def create_trial_job(store: Store, spec: JobSpec) -> Job:
     """A new trial job (trials are never continued: each one is a record of what was tried)."""
-    return store.create_job(
-        kind="trial", catalog=spec.catalog, recipe=spec.recipe, fingerprint=spec.fingerprint(),
-        model=spec.model, params=spec.params, selection=spec.selection.model_dump(),
-        settings=spec.settings_blob(), state="trial",
-    )  # fmt: skip
+    return store.create_job(**{**spec.job_fields(), "kind": "trial", "out": None}, state="trial")
 
 
 async def run_trial_async(
@@ -192,8 +188,4 @@ def promote(store: Store, trial_id: str, *, max_cost: float | None = None, out: 
     if existing is not None:
         store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
         return store.get_job(existing.id)
-    return store.create_job(
-        kind="run", catalog=spec.catalog, recipe=spec.recipe, fingerprint=spec.fingerprint(),
-        model=spec.model, params=spec.params, selection=spec.selection.model_dump(),
-        settings=spec.settings_blob(), out=spec.out, state="queued", parent_id=trial.id,
-    )  # fmt: skip
+    return store.create_job(**spec.job_fields(), state="queued", parent_id=trial.id)

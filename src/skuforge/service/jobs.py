@@ -92,17 +92,7 @@ def create(store: Store, spec: JobSpec, *, start: bool = True, parent_id: str | 
                 transition(store, existing.id, ("draft", "done", "paused", "failed", "cancelled"), "queued")
             return store.get_job(existing.id)
     return store.create_job(
-        kind=spec.kind,
-        catalog=spec.catalog,
-        recipe=spec.recipe,
-        fingerprint=spec.fingerprint(),
-        model=spec.model,
-        params=spec.params,
-        selection=spec.selection.model_dump(),
-        settings=spec.settings_blob(),
-        state=state,
-        parent_id=parent_id,
-        totals={"rows_total": None},
+        **spec.job_fields(), state=state, parent_id=parent_id, totals={"rows_total": None}
     )
 
 
