@@ -26,7 +26,7 @@ def home() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where assembled models and built wheels live, outside the repo: `SKUFORGE_CACHE` or ~/.cache/skuforge."""
+    """Where assembled models and built wheels live, outside the repo: SKUFORGE_CACHE or ~/.cache/skuforge."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skuforge"
     path = Path(os.environ.get("SKUFORGE_CACHE") or default).expanduser()
     path.mkdir(parents=True, exist_ok=True)

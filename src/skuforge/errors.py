@@ -19,6 +19,8 @@ SkuforgeError                 message + hint; the CLI prints both, no traceback
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SkuforgeError(Exception):
     """Base error. `message` says what failed and where; `hint` says what to do next."""
@@ -120,7 +122,7 @@ class ExtraMissing(UserError):
         self.extra = extra
 
 
-def require(module: str, what: str, extra: str):  # type: ignore[no-untyped-def]
+def require(module: str, what: str, extra: str) -> Any:
     """Import an optional dependency or fail with the exact pip line to run."""
     import importlib
 

@@ -8,7 +8,7 @@ skuforge ask examples/catalog.csv --id EN-1004 "How do I care for it?" --kb bran
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -66,17 +66,18 @@ def ask(
     _print(answer)
 
 
-def _print(answer: dict[str, object]) -> None:
+def _print(answer: dict[str, Any]) -> None:
     out.print(str(answer.get("answer", "")), highlight=False, markup=False)
     if not answer.get("answerable"):
         out.print("[dim](not answered by the product data)[/]")
-    fields = answer.get("cited_fields") or []
-    cited = answer.get("cited_sources") or []
+    fields: list[Any] = list(answer.get("cited_fields") or [])
+    cited: list[Any] = list(answer.get("cited_sources") or [])
     if fields:
         out.print(f"[dim]fields:[/] {', '.join(map(str, fields))}", highlight=False)
     if cited:
         out.print(f"[dim]passages:[/] {', '.join(map(str, cited))}", highlight=False)
-    retrieved = [str(s.get("citation") or s.get("source")) for s in answer.get("sources") or []]  # type: ignore[union-attr]
+    sources: list[dict[str, Any]] = list(answer.get("sources") or [])
+    retrieved = [str(s.get("citation") or s.get("source")) for s in sources]
     if retrieved:
         out.print(f"[dim]retrieved:[/] {'; '.join(retrieved)}", highlight=False)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -47,10 +47,10 @@ def list_(recipe_dir: RecipeDirOpt = None, as_json: Annotated[bool, typer.Option
     out.print(table)
 
 
-def _info_dict(info: object) -> dict[str, object]:
+def _info_dict(info: object) -> dict[str, Any]:
     fields = ("name", "version", "description", "source", "steps")
     data = {f: getattr(info, f, "") for f in fields}
-    data["steps"] = [str(s) for s in (data["steps"] or [])]  # type: ignore[union-attr]
+    data["steps"] = [str(s) for s in (data["steps"] or [])]
     return data
 
 

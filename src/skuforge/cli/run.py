@@ -313,7 +313,13 @@ def run(
         if continued and not (quiet or as_json):
             console.print(f"Continuing job [bold]{job.id}[/]: finished items are not sent again.")
         execute(
-            store, job, settings, quiet=quiet, as_json=as_json, mode=mode, executor=executor,
+            store,
+            job,
+            settings,
+            quiet=quiet,
+            as_json=as_json,
+            mode=mode,
+            executor=executor,
             ray_address=ray_address,
         )
     finally:
@@ -338,7 +344,13 @@ def resume(
             store.update_job(job.id, settings={**job.settings, "max_cost": max_cost})
             job = store.get_job(job.id)
         execute(
-            store, job, settings, quiet=quiet, as_json=as_json, mode=mode, executor=executor,
+            store,
+            job,
+            settings,
+            quiet=quiet,
+            as_json=as_json,
+            mode=mode,
+            executor=executor,
             ray_address=ray_address,
         )
     finally:

@@ -245,7 +245,12 @@ class BatchRunner(Runner):
             complete = True
             for variant in variants:
                 label = variant_label(variant)
-                base: dict[str, Any] = {"row_id": row.row_id, "row_index": row.index, "step": step.name, "variant": label}
+                base: dict[str, Any] = {
+                    "row_id": row.row_id,
+                    "row_index": row.index,
+                    "step": step.name,
+                    "variant": label,
+                }
                 try:
                     request = step.build_request(row.data, outputs, variant, self.params, row_label=row.line)
                 except RecipeError as exc:

@@ -103,10 +103,15 @@ class Exporter:
                     self.summary.withheld += 1  # type: ignore[union-attr]
                     status = "withheld"
                 if item is not None and item.status == "failed":
-                    self.failures.append({
-                        "row_id": row.row_id, "row": row.line, "step": step.name,
-                        "variant": variant_label(variant), "reason": item.error or "",
-                    })
+                    self.failures.append(
+                        {
+                            "row_id": row.row_id,
+                            "row": row.line,
+                            "step": step.name,
+                            "variant": variant_label(variant),
+                            "reason": item.error or "",
+                        }
+                    )
                 if item is not None and item.error and item.status in ("flagged", "failed"):
                     notes.append(f"{step.name}: {item.error}")
                 if _SEVERITY.get(status, 2) > _SEVERITY.get(worst, 0):
@@ -139,7 +144,9 @@ class Exporter:
     def write(self, path: str | Path, fmt: str | None = None) -> ExportSummary:
         path = Path(path)
         self.summary = ExportSummary(path=path, columns=self.columns)
-        write_catalog(path, self.columns, self.rows(), fmt=fmt or infer_format(path), failures=self._failures())
+        write_catalog(
+            path, self.columns, self.rows(), fmt=fmt or infer_format(path), failures=self._failures()
+        )
         self.summary.failures = len(self.failures)
         return self.summary
 
@@ -149,6 +156,11 @@ class Exporter:
 
 
 def export_job(
-    store: Store, job: Job, out: str | Path, *, fmt: str | None = None, approved_only: bool = False,
+    store: Store,
+    job: Job,
+    out: str | Path,
+    *,
+    fmt: str | None = None,
+    approved_only: bool = False,
 ) -> ExportSummary:
     return Exporter(store, job, approved_only=approved_only).write(out, fmt)

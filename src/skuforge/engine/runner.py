@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from skuforge.catalog import CatalogRow, open_catalog, select
@@ -23,7 +24,11 @@ from skuforge.engine.progress import ProgressCallback, RunProgress
 from skuforge.engine.projection import live_projection
 from skuforge.engine.spec import JobSpec
 from skuforge.errors import (
-    OutputError, PermanentError, ProviderError, RecipeError, SkuforgeError,
+    OutputError,
+    PermanentError,
+    ProviderError,
+    RecipeError,
+    SkuforgeError,
 )
 from skuforge.providers.base import Provider, Request, Usage
 from skuforge.recipes import Recipe, Step, load_recipe
@@ -43,7 +48,19 @@ def variant_label(variant: dict[str, Any]) -> str:
     return ",".join(f"{k}={variant[k]}" for k in sorted(variant))
 
 
-ID_COLUMNS = ("sku", "sku_id", "id", "product_id", "item_id", "asin", "spu", "spu_id", "商品id", "商品编号", "货号")
+ID_COLUMNS = (
+    "sku",
+    "sku_id",
+    "id",
+    "product_id",
+    "item_id",
+    "asin",
+    "spu",
+    "spu_id",
+    "商品id",
+    "商品编号",
+    "货号",
+)
 
 
 def detect_id_column(columns: list[str]) -> str | None:
@@ -71,8 +88,13 @@ class Runner:
     """Runs one job to the end, to a budget stop, or to a cancellation."""
 
     def __init__(
-        self, store: Store, job: Job, *, settings: Settings | None = None,
-        on_progress: ProgressCallback | None = None, provider_factory: ProviderFactory | None = None,
+        self,
+        store: Store,
+        job: Job,
+        *,
+        settings: Settings | None = None,
+        on_progress: ProgressCallback | None = None,
+        provider_factory: ProviderFactory | None = None,
     ) -> None:
         self.store, self.job = store, job
         self.spec = JobSpec.from_job(job)
@@ -110,15 +132,21 @@ class Runner:
         """Open the catalog and the recipe and check that the recipe's columns exist."""
         sel = self.spec.selection
         self.catalog = open_catalog(
-            self.spec.catalog, sheet=sel.sheet, header_row=sel.header_row, id_column=sel.id_column,
+            self.spec.catalog,
+            sheet=sel.sheet,
+            header_row=sel.header_row,
+            id_column=sel.id_column,
             encoding=sel.encoding,
         )
         if sel.id_column is None and (found := detect_id_column(self.catalog.columns)):
             self.catalog = open_catalog(
-                self.spec.catalog, sheet=sel.sheet, header_row=sel.header_row, id_column=found,
+                self.spec.catalog,
+                sheet=sel.sheet,
+                header_row=sel.header_row,
+                id_column=found,
                 encoding=sel.encoding,
             )
-        dirs = [*self.settings.recipe_dirs, *self.spec.recipe_dirs]
+        dirs: list[Path | str] = [*self.settings.recipe_dirs, *self.spec.recipe_dirs]
         self.recipe = load_recipe(self.spec.recipe, dirs)
         self.params = self.recipe.resolve_params(self.spec.params)
         missing = sorted(self.recipe.required_columns(self.params) - set(self.catalog.columns))
@@ -133,7 +161,9 @@ class Runner:
         from skuforge.calls import ResponseCache, build_client
         from skuforge.providers import get_provider
 
-        provider = self._provider_factory(model) if self._provider_factory else get_provider(model, self.settings)
+        provider = (
+            self._provider_factory(model) if self._provider_factory else get_provider(model, self.settings)
+        )
         if self._cache is None and self.spec.cache:
             self._cache = ResponseCache()
         return build_client(provider, self.spec.limits, cache=self._cache, stats=self.call_stats)
@@ -210,7 +240,8 @@ class Runner:
                 await window.acquire()
                 task = asyncio.create_task(self._row(row, prior))
                 tasks.add(task)
-                task.add_done_callback(lambda t: (tasks.discard(t), window.release()))
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _t: window.release())
 
         for row in self.rows():
             chunk.append(row)
@@ -246,23 +277,41 @@ class Runner:
             if variants == [{}]:
                 outputs[step.name] = results[0].output  # type: ignore[union-attr]
             else:
-                outputs[step.name] = {variant_label(v): r.output for v, r in zip(variants, results)}  # type: ignore[union-attr]
+                outputs[step.name] = {
+                    variant_label(v): r.output  # type: ignore[union-attr]
+                    for v, r in zip(variants, results, strict=True)
+                }
             if blocked is None and any(r.status == "failed" for r in results):  # type: ignore[union-attr]
                 blocked = step.name
         self.progress.rows_done += 1
         self._emit()
 
     async def _item(
-        self, row: CatalogRow, step: Step, variant: dict[str, Any], outputs: dict[str, Any],
-        prior: dict[tuple[str, str, str], ItemRecord], blocked: str | None,
+        self,
+        row: CatalogRow,
+        step: Step,
+        variant: dict[str, Any],
+        outputs: dict[str, Any],
+        prior: dict[tuple[str, str, str], ItemRecord],
+        blocked: str | None,
     ) -> StepOutcome | None:
         label = variant_label(variant)
         model = step.model or self.spec.model
-        base = {"row_id": row.row_id, "row_index": row.index, "step": step.name, "variant": label}
+        base: dict[str, Any] = {
+            "row_id": row.row_id,
+            "row_index": row.index,
+            "step": step.name,
+            "variant": label,
+        }
         if blocked is not None:
-            return self._finish(ItemOutcome(
-                **base, key="", status="failed", error=f"not run: earlier step '{blocked}' failed for this row",
-            ))
+            return self._finish(
+                ItemOutcome(
+                    **base,
+                    key="",
+                    status="failed",
+                    error=f"not run: earlier step '{blocked}' failed for this row",
+                )
+            )
         try:
             request = step.build_request(row.data, outputs, variant, self.params, row_label=row.line)
         except RecipeError as exc:
@@ -281,8 +330,14 @@ class Runner:
         return await self._generate(row, step, variant, request, model, key, base)
 
     async def _packed(
-        self, row: CatalogRow, step: Step, variant: dict[str, Any], request: Request, model: str,
-        key: str, base: dict[str, Any],
+        self,
+        row: CatalogRow,
+        step: Step,
+        variant: dict[str, Any],
+        request: Request,
+        model: str,
+        key: str,
+        base: dict[str, Any],
     ) -> StepOutcome | None:
         """A product of a `pack: K` step: answered from a request shared with K-1 others (engine.packing),
         or, when its part of the packed answer is missing or invalid, sent alone as usual."""
@@ -299,13 +354,30 @@ class Runner:
         cost = 0.0 if share.cached else self._cost(model, share.usage)
         self.budget.settle(estimate, cost)
         return self._succeeded(
-            row, step, variant, base, key, share.output, share.usage, cost, attempts=1, cached=share.cached,
-            requests=0 if share.cached else share.requests, meta={"packed": share.size},
+            row,
+            step,
+            variant,
+            base,
+            key,
+            share.output,
+            share.usage,
+            cost,
+            attempts=1,
+            cached=share.cached,
+            requests=0 if share.cached else share.requests,
+            meta={"packed": share.size},
         )
 
     async def _generate(
-        self, row: CatalogRow, step: Step, variant: dict[str, Any], request: Request, model: str,
-        key: str, base: dict[str, Any], spent: Usage | None = None,
+        self,
+        row: CatalogRow,
+        step: Step,
+        variant: dict[str, Any],
+        request: Request,
+        model: str,
+        key: str,
+        base: dict[str, Any],
+        spent: Usage | None = None,
     ) -> StepOutcome | None:
         client = self._clients[model]
         estimate = self._estimate_cost(model, client, request)
@@ -340,24 +412,57 @@ class Runner:
         cost = 0.0 if cached else self._cost(model, usage)
         self.budget.settle(estimate, cost)
         return self._succeeded(
-            row, step, variant, base, key, output, usage, cost, attempts=attempts, cached=cached,
+            row,
+            step,
+            variant,
+            base,
+            key,
+            output,
+            usage,
+            cost,
+            attempts=attempts,
+            cached=cached,
             requests=0 if cached else attempts,
         )
 
     def _succeeded(
-        self, row: CatalogRow, step: Step, variant: dict[str, Any], base: dict[str, Any], key: str,
-        output: Any, usage: Usage, cost: float, *, attempts: int, cached: bool, requests: int,
+        self,
+        row: CatalogRow,
+        step: Step,
+        variant: dict[str, Any],
+        base: dict[str, Any],
+        key: str,
+        output: Any,
+        usage: Usage,
+        cost: float,
+        *,
+        attempts: int,
+        cached: bool,
+        requests: int,
         meta: dict[str, Any] | None = None,
     ) -> StepOutcome:
         """Check a parsed output and record the item (done or flagged, or failed by a failing check)."""
         findings = self._check(row, step, variant, output)
         status = verdict(findings)
-        return self._finish(ItemOutcome(
-            **base, key=key, status=status, output=output, findings=[f.model_dump() for f in findings] or None,
-            error="; ".join(f.reason for f in findings if not f.ok) or None, review=self._review(status, key),
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_input_tokens, cost=cost, attempts=attempts, cached=cached, meta=meta,
-        ), requests=requests)
+        return self._finish(
+            ItemOutcome(
+                **base,
+                key=key,
+                status=status,
+                output=output,
+                findings=[f.model_dump() for f in findings] or None,
+                error="; ".join(f.reason for f in findings if not f.ok) or None,
+                review=self._review(status, key),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_input_tokens,
+                cost=cost,
+                attempts=attempts,
+                cached=cached,
+                meta=meta,
+            ),
+            requests=requests,
+        )
 
     def _review(self, status: str, key: str) -> str | None:
         """Flagged items go to review; so does a fixed share of clean ones, chosen by key (reproducible)."""
@@ -369,25 +474,45 @@ class Runner:
         return None
 
     def _failed(
-        self, base: dict[str, Any], key: str, exc: SkuforgeError, usage: Usage, attempts: int, model: str,
+        self,
+        base: dict[str, Any],
+        key: str,
+        exc: SkuforgeError,
+        usage: Usage,
+        attempts: int,
+        model: str,
         estimate: float,
     ) -> StepOutcome:
         cost = self._cost(model, usage)
         self.budget.settle(estimate, cost)
         meta = {"raw": exc.raw[:2000]} if isinstance(exc, OutputError) and exc.raw else None
-        return self._finish(ItemOutcome(
-            **base, key=key, status="failed", error=f"{type(exc).__name__}: {exc.message}",
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost=cost,
-            attempts=max(attempts, 1), meta=meta,
-        ), requests=max(attempts, 1))
+        return self._finish(
+            ItemOutcome(
+                **base,
+                key=key,
+                status="failed",
+                error=f"{type(exc).__name__}: {exc.message}",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost=cost,
+                attempts=max(attempts, 1),
+                meta=meta,
+            ),
+            requests=max(attempts, 1),
+        )
 
     def _check(self, row: CatalogRow, step: Step, variant: dict[str, Any], output: Any) -> list[Any]:
         checks = self._checks[step.name]
         if not checks:
             return []
         item = CheckItem(
-            row=row.data, output=output, recipe=self.recipe.name, step=step.name,
-            locale=variant.get("locale"), schema=step.output_schema, row_id=row.row_id,
+            row=row.data,
+            output=output,
+            recipe=self.recipe.name,
+            step=step.name,
+            locale=variant.get("locale"),
+            schema=step.output_schema,
+            row_id=row.row_id,
         )
         findings = []
         for check in checks:
@@ -443,4 +568,3 @@ def run_job(store: Store, job: Job, **kwargs: Any) -> RunProgress:
     """Run a job to its end from synchronous code (the CLI, the worker)."""
     runner = Runner(store, job, **kwargs)
     return asyncio.run(runner.run())
-

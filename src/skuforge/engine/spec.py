@@ -61,9 +61,15 @@ class JobSpec(BaseModel):
     def job_fields(self) -> dict[str, Any]:
         """The store's fields for a job made from this spec (`store.create_job(**spec.job_fields())`)."""
         return {
-            "kind": self.kind, "catalog": self.catalog, "recipe": self.recipe,
-            "fingerprint": self.fingerprint(), "model": self.model, "params": self.params,
-            "selection": self.selection.model_dump(), "settings": self.settings_blob(), "out": self.out,
+            "kind": self.kind,
+            "catalog": self.catalog,
+            "recipe": self.recipe,
+            "fingerprint": self.fingerprint(),
+            "model": self.model,
+            "params": self.params,
+            "selection": self.selection.model_dump(),
+            "settings": self.settings_blob(),
+            "out": self.out,
         }
 
     def settings_blob(self) -> dict[str, Any]:

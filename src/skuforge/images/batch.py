@@ -185,9 +185,18 @@ def plan(
             ref = "" if row.data.get(config.column) is None else str(row.data[config.column]).strip()
             key = item_key(ref, config.spec, base_dir)
             if not ref:  # a product without a photo is not a failure: nothing to do
-                store.record(job_id, [ItemOutcome(
-                    row_id=row.row_id, row_index=row.index, step=STEP, key=key, status="skipped",
-                )])
+                store.record(
+                    job_id,
+                    [
+                        ItemOutcome(
+                            row_id=row.row_id,
+                            row_index=row.index,
+                            step=STEP,
+                            key=key,
+                            status="skipped",
+                        )
+                    ],
+                )
                 report.no_image += 1
                 if on_item:
                     on_item(row.row_id, "skipped")

@@ -108,7 +108,7 @@ class Provider(ABC):
 
         return estimate_tokens(text)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections, sessions or model memory."""
 
     async def __aenter__(self) -> Provider:

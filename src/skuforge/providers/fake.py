@@ -248,8 +248,9 @@ def fake_answer(
 ) -> str:
     """The answer a fake model gives: schema-valid JSON when asked for JSON, else text built from the data.
 
-    `messages` are (role, content) pairs; the words come from the last user turn's data block. `target_tokens` fixes the length
-    of a text answer (the mock server's fixed output size); otherwise it varies with the request hash.
+    `messages` are (role, content) pairs; the words come from the last user turn's data block.
+    `target_tokens` fixes the length of a text answer (the mock server's fixed output size); otherwise it
+    varies with the request hash.
     """
     rng = _seeded(messages, [schema, json_mode], seed)
     source = _Source(_data_text(messages))

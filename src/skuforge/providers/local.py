@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,7 @@ class LocalProvider(Provider):
             hand(exc)
         hand(_DONE)
 
-    def _chunks(self, llama: Any, request: Request) -> Iterator[str]:
+    def _chunks(self, llama: Any, request: Request) -> Generator[str, None, None]:
         pieces = llama.create_chat_completion(stream=True, **self._params(request))
         try:
             for chunk in pieces:

@@ -55,11 +55,12 @@ def shorten(value: Any, limit: int | None) -> Any:
     return value[: limit - 1].rstrip() + "…"
 
 
-def system_text(instruction: str, requirements: list[str], schema: dict[str, Any]) -> str:
+def system_text(instruction: str, requirements: list[str], schema: dict[str, Any] | None) -> str:
     parts = [instruction.strip()]
     if requirements:
         parts.append("Requirements:\n" + "\n".join(f"- {r}" for r in requirements))
-    parts.append(describe(schema))
+    if schema is not None:
+        parts.append(describe(schema))
     return "\n\n".join(p for p in parts if p)
 
 
@@ -85,7 +86,8 @@ def example_turns(
         if targets is not None:
             # names match case-insensitively: an example written with `brand` serves a catalog's `Brand`
             data = {
-                k: v for k, v in data.items()
+                k: v
+                for k, v in data.items()
                 if k.casefold() not in folded_universe or k.casefold() in folded_targets
             }
             by_name = {k.casefold(): v for k, v in answer.items()}

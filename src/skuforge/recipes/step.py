@@ -317,7 +317,9 @@ class Step:
                 ask = render(self._ask, ctx).strip()
         described = self._described_schema(ctx, source, schema, row_label)
         messages = [
-            Message(role="system", content=prompt.system_text(*self._instructions(ctx, row_label), described)),
+            Message(
+                role="system", content=prompt.system_text(*self._instructions(ctx, row_label), described)
+            ),
             *self._example_messages(ctx, targets, params, row_label, ask),
             Message(role="user", content=prompt.user_text(self._data(ctx, source, extra, row_label), ask)),
         ]

@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
@@ -51,7 +51,7 @@ class Identity:
     user: str = "operator"
 
 
-def _serializer(token: str):  # type: ignore[no-untyped-def]
+def _serializer(token: str) -> Any:
     itsdangerous = require("itsdangerous", "The web service", "service")
     return itsdangerous.URLSafeTimedSerializer(token, salt="skuforge-session")
 

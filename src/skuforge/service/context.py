@@ -72,4 +72,4 @@ def build_context(
 
 
 def get_ctx(request: Request) -> ServiceContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    return request.app.state.ctx

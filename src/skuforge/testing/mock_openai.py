@@ -127,7 +127,9 @@ class MockApp:
 
     def configure(self, config: MockConfig) -> None:
         self.config = config
-        self.limiter = RateLimiter(config.rpm, config.tpm, config.rate_burst_s) if (config.rpm or config.tpm) else None
+        self.limiter = (
+            RateLimiter(config.rpm, config.tpm, config.rate_burst_s) if (config.rpm or config.tpm) else None
+        )
         self.slots = asyncio.Semaphore(config.capacity) if config.capacity else None
 
     def build(self, extra: Sequence[tuple[str, str, Handler]] = ()) -> web.Application:

@@ -51,7 +51,7 @@ async def receive(
 
 def preview_rows(stored: StoredCatalog, limit: int) -> dict[str, Any]:
     catalog = open_catalog(stored.path)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for row in catalog.rows():
         if len(rows) >= limit:
             break
