@@ -68,7 +68,7 @@ _NUMBER = (
     r"|(?P<plain>\d+(?:\.\d+)?)"
 )
 _QUANTITY = re.compile(
-    rf"(?:(?<![\w.\-/])|(?<=\d-)|(?<=[a-z]x))(?:{_NUMBER})(?:[\s-]?(?P<unit>{_UNIT_ALT})(?!(?!x\d)[a-z]))?(?P<tail>(?:(?!x\d)[a-zA-Z])*)",
+    rf"(?:(?<![A-Za-z0-9_.\-/])|(?<=\d-)|(?<=[a-z]x))(?:{_NUMBER})(?:[\s-]?(?P<unit>{_UNIT_ALT})(?!(?!x\d)[a-z]))?(?P<tail>(?:(?!x\d)[a-zA-Z])*)",
     re.IGNORECASE,
 )
 COUNT_WORDS = {"pcs", "pc", "pieces", "piece", "pack", "pk", "ct", "count", "sets", "set", "pairs", "pair"}
