@@ -9,12 +9,14 @@ bounded window, so memory stays flat however long the catalog is.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skuforge.calls import CallStats, ResponseCache, build_client
 from skuforge.catalog import CatalogRow, open_catalog, select
 from skuforge.checks.base import CheckItem, build, verdict
 from skuforge.config import Settings, load_settings
@@ -71,8 +73,6 @@ def detect_id_column(columns: list[str]) -> str | None:
 
 def item_key(request: Request, model: str, recipe: Recipe, step: Step) -> str:
     """Hash of what the model will see, plus the recipe version and step: the resume and incremental key."""
-    import hashlib
-
     digest = hashlib.sha256(request.canonical(model))
     digest.update(f"\0{recipe.name}\0{recipe.version}\0{step.name}".encode())
     return digest.hexdigest()
@@ -108,8 +108,6 @@ class Runner:
         self._prices: dict[str, Any] = {}
         self._fatal: BaseException | None = None
         self._cache: Any = None
-        from skuforge.calls import CallStats
-
         self.call_stats = CallStats()
         self.stopped_reason: str | None = None
         self._packers: dict[tuple[str, str], Packer] = {}
@@ -158,7 +156,6 @@ class Runner:
             )
 
     def _make_client(self, model: str) -> Provider:
-        from skuforge.calls import ResponseCache, build_client
         from skuforge.providers import get_provider
 
         provider = (
