@@ -56,9 +56,22 @@ class _Source:
     """What the answer is built from: the words, numbers and `key: value` pairs of the user messages."""
 
     def __init__(self, text: str) -> None:
+        record = _json_object(text)
+        if record is not None:  # a JSON data block: its values are the product's words, its keys are not
+            self.pairs = {_norm(k): str(v).strip() for k, v in record.items() if v not in (None, "")}
+            text = "\n".join(self.pairs.values())
+        else:
+            self.pairs = {_norm(k): v.strip() for k, v in _PAIR.findall(text) if v.strip()}
         self.words = _words(text)
         self.numbers = [float(n) for n in _NUMBER.findall(text)]
-        self.pairs = {_norm(k): v.strip() for k, v in _PAIR.findall(text) if v.strip()}
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(text.strip())
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class _Builder:
