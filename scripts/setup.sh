@@ -31,7 +31,7 @@ apt_install() {
 if command -v dpkg >/dev/null 2>&1; then
   if has images; then apt_install libvulkan1 libomp5; fi
   if has dev; then
-    apt_install chromium chromium-driver libvulkan1 libomp5 fonts-wqy-microhei
+    apt_install chromium chromium-driver libvulkan1 libomp5 fonts-wqy-microhei libreoffice-calc-nogui
     command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
   fi
 fi
