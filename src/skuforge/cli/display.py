@@ -35,18 +35,22 @@ def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # 
     if quiet:
         yield lambda _p: None
         return
-    bar = Progress(
+    wide = console.width >= 140  # a narrow terminal keeps rows, rate, ETA and cost; drops the rest
+    columns = [
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=None if wide else 16),
         MofNCompleteColumn(),
-        TaskProgressColumn(),
+        *([TaskProgressColumn()] if wide else []),
         TextColumn("{task.fields[rate]} rows/s"),
-        TimeElapsedColumn(),
+        *([TimeElapsedColumn()] if wide else []),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[tokens]} tok"),
+        *([TextColumn("{task.fields[tokens]} tok")] if wide else []),
         TextColumn("{task.fields[cost]}"),
         TextColumn("[red]{task.fields[failed]}"),
+    ]
+    bar = Progress(
+        *columns,
         console=console,
         transient=False,
     )
@@ -61,7 +65,9 @@ def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # 
         last = now
         cost = money(p.cost)
         if p.projected_cost is not None:
-            cost += f" of ~{money(p.projected_cost)} (~{money(max(0.0, p.projected_cost - p.cost))} to go)"
+            cost += f" of ~{money(p.projected_cost)}"
+            if wide:
+                cost += f" (~{money(max(0.0, p.projected_cost - p.cost))} to go)"
         bar.update(
             task,
             completed=p.rows_done,
