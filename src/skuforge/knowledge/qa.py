@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.errors import CatalogError, NotFoundError, OutputError, UserError
+from skuforge.knowledge.support import evidence_text, second_opinion
 
 RECIPE = "qa"
 QUESTION = "question"
@@ -80,6 +81,9 @@ async def ask_row_async(
         except OutputError as first:
             result = await provider.generate(step.repair_request(request, result.text, first.message))
             answer = step.parse(result.text)
+    prompt = "\n".join(m.content for m in request.messages)
+    evidence = evidence_text(row, QUESTION, prompt)
+    answer = second_opinion(answer, str(row.get(QUESTION, "")), evidence)
     return {**answer, "sources": request.sources or [], "model": model}
 
 
