@@ -16,9 +16,10 @@ DECLINE = "Sorry, the product information does not say."
 _LATIN = re.compile(r"[a-z0-9][a-z0-9.\-']*", re.IGNORECASE)
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _REFERENCE = re.compile(r"<reference[^>]*>(.*?)</reference>", re.S)
-_STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "does", "for", "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "it's", "of", "on", "or", "so", "than", "that", "the", "their", "there", "these", "they", "this", "to", "was", "what", "when", "where", "which", "who", "will", "with", "would", "yes", "no", "not", "you", "your", "product", "item", "sorry", "information", "does", "say", "says", "about", "size"]
-)
+_STOP_WORDS = """a an and are as at be but by can could do does for from has have how i if in is it its
+it's of on or so than that the their there these they this to was what when where which who will with would
+yes no not you your product item sorry information does say says about size"""
+_STOP = frozenset(_STOP_WORDS.split())
 MIN_SHARE = 0.5
 
 
