@@ -273,8 +273,8 @@ def _polarity(text: str) -> str | None:
 def qa(n: int, model: str, seed: int = 0) -> dict[str, Any]:
     """Answer ePQA questions with the `qa` recipe; answerable ones scored against the human answer."""
     from skuforge.errors import OutputError, ProviderError
+    from skuforge.knowledge.qa import ask_row_async
     from skuforge.providers import get_provider
-    from skuforge.recipes import load_recipe
 
     questions = epqa_questions()
     answerable = [
@@ -285,8 +285,6 @@ def qa(n: int, model: str, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     picked = [(q, True) for q in rng.sample(sorted(answerable), n // 2)]
     picked += [(q, False) for q in rng.sample(sorted(unanswerable), n - n // 2)]
-    recipe = load_recipe("qa")
-    step, params = recipe.steps[0], recipe.resolve_params({})
     results: list[dict[str, Any]] = []
 
     async def go() -> None:
@@ -294,10 +292,8 @@ def qa(n: int, model: str, seed: int = 0) -> dict[str, Any]:
         async with provider:
             for qid, can in picked:
                 rows = questions[qid]
-                request = step.build_request(qa_row(rows), {}, {}, params, row_label=qid)
                 try:
-                    result = await provider.generate(request)
-                    out = step.parse(result.text)
+                    out = await ask_row_async(qa_row(rows), model=model, provider=provider)
                 except (ProviderError, OutputError) as exc:
                     out = {"answer": "", "answerable": None, "error": exc.message}
                 gold = (

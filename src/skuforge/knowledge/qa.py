@@ -61,9 +61,10 @@ def question_row(product: dict[str, Any], question: str) -> dict[str, Any]:
 
 
 async def ask_row_async(
-    row: dict[str, Any], *, model: str, kb: str | None = None, k: int = 3
+    row: dict[str, Any], *, model: str, kb: str | None = None, k: int = 3, provider: Any = None
 ) -> dict[str, Any]:
-    """Answer the question in `row` with `model`: the recipe's output plus the `sources` it retrieved."""
+    """Answer the question in `row` with `model` (or an open `provider`): the recipe's output, checked by
+    the support check, plus the `sources` it retrieved."""
     from skuforge.providers import get_provider
     from skuforge.recipes import load_recipe
 
@@ -73,18 +74,25 @@ async def ask_row_async(
     request = step.build_request(row, {}, {}, params, row_label=str(row.get("id") or "the product"))
     if request is None:  # the qa step has no skip rule; kept for a user's copy of the recipe that adds one
         raise UserError("The qa recipe made no request for this product.", "Check the recipe's skip_when.")
-    provider = get_provider(model)
-    async with provider:
-        result = await provider.generate(request)
-        try:
-            answer = step.parse(result.text)
-        except OutputError as first:
-            result = await provider.generate(step.repair_request(request, result.text, first.message))
-            answer = step.parse(result.text)
+    if provider is None:
+        async with get_provider(model) as opened:
+            answer = await _answer(opened, step, request)
+    else:
+        answer = await _answer(provider, step, request)
     prompt = "\n".join(m.content for m in request.messages)
     evidence = evidence_text(row, QUESTION, prompt)
     answer = second_opinion(answer, str(row.get(QUESTION, "")), evidence)
     return {**answer, "sources": request.sources or [], "model": model}
+
+
+async def _answer(provider: Any, step: Any, request: Any) -> dict[str, Any]:
+    result = await provider.generate(request)
+    try:
+        answer: dict[str, Any] = step.parse(result.text)
+    except OutputError as first:
+        result = await provider.generate(step.repair_request(request, result.text, first.message))
+        answer = step.parse(result.text)
+    return answer
 
 
 def ask_product(
