@@ -281,12 +281,6 @@ class BatchRunner(Runner):
             )
         return sent
 
-    def _known(self, earlier: ItemRecord | None, key: str) -> StepOutcome | None:
-        if earlier is not None and earlier.key == key and earlier.status in FINISHED:
-            self.progress.reused += 1
-            return StepOutcome(earlier.output, earlier.status)
-        return None
-
     def _answered(
         self,
         row: CatalogRow,

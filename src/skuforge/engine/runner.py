@@ -316,15 +316,21 @@ class Runner:
         if request is None:
             return self._finish(ItemOutcome(**base, key="", status="skipped", output=None))
         key = item_key(request, model, self.recipe, step)
-        earlier = prior.get((row.row_id, step.name, label))
-        if earlier is not None and earlier.key == key and earlier.status in FINISHED:
-            self.progress.reused += 1
-            return StepOutcome(earlier.output, earlier.status)
+        known = self._known(prior.get((row.row_id, step.name, label)), key)
+        if known is not None:
+            return known
         if request.sources:  # knowledge the prompt quotes: stored in the item's meta by _finish
             self._sources[(row.row_id, step.name, label)] = request.sources
         if step.pack > 1:
             return await self._packed(row, step, variant, request, model, key, base)
         return await self._generate(row, step, variant, request, model, key, base)
+
+    def _known(self, earlier: ItemRecord | None, key: str) -> StepOutcome | None:
+        """An earlier run's outcome for the same key, when it finished: reused, no request."""
+        if earlier is not None and earlier.key == key and earlier.status in FINISHED:
+            self.progress.reused += 1
+            return StepOutcome(earlier.output, earlier.status)
+        return None
 
     async def _packed(
         self,
