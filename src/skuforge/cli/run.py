@@ -97,6 +97,21 @@ def sheet_value(sheet: str | None) -> str | int | None:
     return int(sheet) - 1 if sheet is not None and sheet.isdigit() else sheet
 
 
+def require_catalog(catalog: Path) -> None:
+    """Fail before anything else when the catalog file is not there."""
+    if not catalog.exists():
+        from skuforge.errors import CatalogError
+
+        raise CatalogError(
+            f"Catalog file not found: {catalog}", "Check the path; supported: xlsx, csv, tsv, jsonl, parquet."
+        )
+
+
+def recipe_ref(recipe: str) -> str:
+    """A built-in or user recipe name as given; a recipe file as an absolute path (jobs outlive the cwd)."""
+    return str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe
+
+
 def default_out(catalog: Path) -> Path:
     from skuforge.catalog import output_path_for
 
@@ -279,15 +294,10 @@ def run(
             "Which catalog? Give its path, e.g. skuforge run products.xlsx --recipe title.",
             "Or run what a trial tried: skuforge run --from-trial TRIAL_JOB_ID.",
         )
-    if not catalog.exists():
-        from skuforge.errors import CatalogError
-
-        raise CatalogError(
-            f"Catalog file not found: {catalog}", "Check the path; supported: xlsx, csv, tsv, jsonl, parquet."
-        )
+    require_catalog(catalog)
     spec = JobSpec.create(
         catalog,
-        recipe=str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe,
+        recipe=recipe_ref(recipe),
         model=model or settings.model,
         params=parse_sets(sets),
         selection=Selection(

@@ -29,12 +29,13 @@ from skuforge.cli.run import (
     merged_limits,
     out,
     parse_sets,
+    recipe_ref,
+    require_catalog,
     sheet_value,
 )
 from skuforge.config import load_settings
 from skuforge.engine.report import duration
 from skuforge.engine.spec import Selection
-from skuforge.errors import CatalogError
 from skuforge.store import open_store
 
 TrialSampleOpt = Annotated[
@@ -113,13 +114,9 @@ def trial(
     from skuforge.engine.trial import run_trial, trial_spec
 
     settings = load_settings()
-    if not catalog.exists():
-        raise CatalogError(
-            f"Catalog file not found: {catalog}", "Check the path; supported: xlsx, csv, tsv, jsonl, parquet."
-        )
-    recipe = str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe
+    require_catalog(catalog)
     spec = trial_spec(
-        catalog, sample=sample, recipe=recipe,
+        catalog, sample=sample, recipe=recipe_ref(recipe),
         model=model or settings.model, params=parse_sets(sets),
         selection=Selection(sheet=sheet_value(sheet), header_row=header_row, id_column=id_column,
                             encoding=encoding, where=where, seed=seed),
