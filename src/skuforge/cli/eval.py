@@ -1,4 +1,4 @@
-"""`skuforge eval`: measure how well a model fills in attributes, against gold data."""
+"""`skuforge eval`: measure how well a model fills in attributes and translates, against gold data."""
 
 from __future__ import annotations
 
@@ -67,7 +67,66 @@ def attributes(
     out.print(f"Report: {result['meta']['report']} (JSON: {result['meta']['json']})", highlight=False)
 
 
+PairsOpt = Annotated[
+    Path,
+    typer.Option("--pairs", help="Parallel titles: TSV, CSV or JSONL with source and reference columns."),
+]
+LocaleOpt = Annotated[str, typer.Option("--locale", help="Target locale of the references.")]
+RecipeOpt = Annotated[str, typer.Option("--recipe", help="Translation recipe (name or YAML path).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Recipe parameter, e.g. --set glossary=Anker,PowerCore.")
+]
+ColumnOpt = Annotated[str | None, typer.Option(help="Column name, when it cannot be told from the header.")]
+
+
+def translation(
+    pairs: PairsOpt,
+    model: ModelOpt,
+    locale: LocaleOpt = "en",
+    recipe: RecipeOpt = "translate",
+    settings: SetOpt = None,
+    limit: LimitOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    source_column: ColumnOpt = None,
+    reference_column: ColumnOpt = None,
+    report: OutOpt = Path("eval-translation.html"),
+) -> None:
+    """Score translations: chrF and BLEU against references, leftover source script, codes kept."""
+    from skuforge.cli.run import parse_sets
+    from skuforge.eval.translation import run_translation_eval
+
+    params = parse_sets(settings)
+    result = run_translation_eval(
+        pairs,
+        model,
+        locale=locale,
+        recipe=recipe,
+        params=params,
+        limit=limit,
+        concurrency=concurrency,
+        source_column=source_column,
+        reference_column=reference_column,
+        out=report,
+        progress=_progress,
+    )
+    s, meta = result["scores"], result["meta"]
+    out.print(f"chrF {s['chrf']:.1f}   BLEU {s['bleu']:.1f}   ({s['items']} titles)", highlight=False)
+    out.print(
+        f"leftover source script: {s['leftover']} of {s['items']} ({s['leftover_unflagged']} not flagged)"
+        f"   codes kept: {s['codes_kept']} of {s['codes']} ({s['codes_kept_share']:.1%})",
+        highlight=False,
+    )
+    out.print(
+        f"{s['done']} done, {s['flagged']} flagged, {s['failed']} failed"
+        f"   {meta['seconds_per_title']} s a title"
+        f" (load average {meta['load_average'][0]} -> {meta['load_average'][1]})",
+        highlight=False,
+    )
+    out.print(f"Report: {meta['report']} (JSON: {meta['json']})", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Measure output quality against gold data.", no_args_is_help=True)
     group.command("attributes")(attributes)
+    group.command("translation")(translation)
     app.add_typer(group, name="eval")

@@ -49,6 +49,8 @@ def _check_templates(step: S.StepSpec, i: int, lines: LineMap) -> Iterator[tuple
             expressions.append(((*base, key), getattr(step, key)))
     if isinstance(step.requires, str):
         expressions.append(((*base, "requires"), step.requires))
+    if isinstance(step.max_tokens, str):
+        expressions.append(((*base, "max_tokens"), step.max_tokens))
     if isinstance(step.input, S.InputSpec):
         if isinstance(step.input.fields, str):
             expressions.append(((*base, "input", "fields"), step.input.fields))

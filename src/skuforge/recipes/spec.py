@@ -122,7 +122,11 @@ class StepSpec(BaseModel):
     checks: list[dict[str, Any]] = Field(default_factory=list)
     model: str | None = None
     pack: int = Field(1, ge=1)
-    max_tokens: int = Field(512, gt=0)
+    max_tokens: int | str = Field(
+        512,
+        description="the output budget: a number, or an expression sized from the source such as "
+        "'[24 + 2 * data_tokens, 600] | min' (data_tokens/data_chars: the size of the product data block)",
+    )
     targets: TargetsSpec | None = None
     variants: dict[str, str] = Field(default_factory=dict)
     columns: ColumnsSpec = Field(default_factory=ColumnsSpec)
@@ -134,6 +138,13 @@ class StepSpec(BaseModel):
         if self.output is None and self.targets is None:
             raise ValueError("a step needs an 'output' section (or 'targets' for per-row output keys)")
         return self
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _budget_positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError(f"max_tokens must be a positive number or an expression, got {value}")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -8,6 +8,7 @@ names the recipe, the step, the section and its place in the YAML file, and, for
 from __future__ import annotations
 
 import itertools
+import re
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from jinja2.utils import missing
 from skuforge.checks.base import CheckSpec
 from skuforge.errors import MissingFieldError, RecipeError, SkuforgeError
 from skuforge.providers.base import Message, Request
+from skuforge.providers.tokens import estimate_tokens
 from skuforge.recipes import prompt
 from skuforge.recipes.answer import parse_answer
 from skuforge.recipes.sandbox import (
@@ -71,7 +73,7 @@ class Step:
         self.name = spec.name
         self.model = spec.model
         self.pack = spec.pack
-        self.max_tokens = spec.max_tokens
+        self.max_tokens = spec.max_tokens if isinstance(spec.max_tokens, int) else None  # None: per row
         if spec.output is not None:
             self.output_schema = compile_output(spec.output)
         else:
@@ -98,6 +100,8 @@ class Step:
         self._skip_when = compile_expression(spec.skip_when, lenient=True) if spec.skip_when else None
         self._variants = {key: compile_expression(expr) for key, expr in spec.variants.items()}
         self._requires = compile_expression(spec.requires) if isinstance(spec.requires, str) else None
+        budget = spec.max_tokens
+        self._max_tokens = compile_expression(budget) if isinstance(budget, str) else None
         targets = spec.targets
         self._targets_from = compile_expression(targets.from_) if targets else None
         self._targets_allowed = compile_expression(targets.allowed) if targets and targets.allowed else None
@@ -184,7 +188,10 @@ class Step:
         return [dict(combo) for combo in itertools.product(*axes)]
 
     def checks_for(self, params: dict[str, Any]) -> list[CheckSpec]:
-        """The step's check specs with `{{ params.x }}` values rendered (e.g. a length from `max_chars`)."""
+        """The step's check specs with `{{ params.x }}` values rendered (e.g. a length from `max_chars`).
+
+        A value that is one `{{ expression }}` keeps the expression's type, so a check can be given a list
+        (`terms: "{{ recipe.glossary + params.glossary }}"`); text is rendered as before."""
         ctx = self._param_context(params)
         out = []
         for raw in self.spec.checks:
@@ -192,7 +199,7 @@ class Step:
             for key, value in raw.items():
                 if isinstance(value, str) and "{{" in value:
                     with self._guard(f"checks.{raw.get('check')}", ctx):
-                        value = _scalar(render(compile_template(value), ctx))
+                        value = _check_value(value, ctx)
                 spec[key] = value
             out.append(CheckSpec.model_validate(spec))
         return out
@@ -316,21 +323,37 @@ class Step:
             with self._guard("ask", ctx, row_label):
                 ask = render(self._ask, ctx).strip()
         described = self._described_schema(ctx, source, schema, row_label)
+        data = self._data(ctx, source, extra, row_label)
         messages = [
             Message(
                 role="system", content=prompt.system_text(*self._instructions(ctx, row_label), described)
             ),
             *self._example_messages(ctx, targets, params, row_label, ask),
-            Message(role="user", content=prompt.user_text(self._data(ctx, source, extra, row_label), ask)),
+            Message(role="user", content=prompt.user_text(data, ask)),
         ]
         return Request(
             messages=messages,
             json_schema=schema,
             json_mode=True,
-            max_tokens=self.max_tokens,
+            max_tokens=self._budget(ctx, data, row_label),
             temperature=0.0,
             tag=f"{self.recipe.name}.{self.name}",
         )
+
+    def _budget(self, ctx: dict[str, Any], data: str, row_label: str) -> int:
+        """The output budget: the step's number, or its expression over the size of the product data."""
+        if self._max_tokens is None:
+            return int(self.spec.max_tokens)
+        sized = {**ctx, "data_chars": len(data), "data_tokens": estimate_tokens(data)}
+        with self._guard("max_tokens", sized, row_label):
+            value = evaluate(self._max_tokens, sized)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+            raise RecipeError(
+                f"{self._where('max_tokens')}: the expression gave {value!r} for row {row_label}, not a "
+                "positive number of tokens.",
+                "Write an expression that gives a number, e.g. '[24 + 2 * data_tokens, 600] | min'.",
+            )
+        return max(1, round(value))
 
     def _described_schema(
         self, ctx: dict[str, Any], source: dict[str, Any], schema: dict[str, Any] | None, row_label: str
@@ -464,6 +487,15 @@ class _Blank(dict):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def _check_value(value: str, ctx: dict[str, Any]) -> Any:
+    """A check param with a template: one `{{ expression }}` keeps its type, anything else is rendered."""
+    whole = re.fullmatch(r"\s*\{\{(.*)\}\}\s*", value, re.DOTALL)
+    if whole and "{{" not in whole.group(1) and "}}" not in whole.group(1):
+        native = evaluate(compile_expression(whole.group(1)), ctx)
+        return _scalar(native) if isinstance(native, str) else native
+    return _scalar(render(compile_template(value), ctx))
 
 
 def _scalar(text: str) -> Any:
