@@ -74,20 +74,31 @@ def test_json_mode_answer_is_a_json_object(mock: MockServer) -> None:
     assert isinstance(orjson.loads(result.text), dict)
 
 
-def test_schema_goes_in_an_instruction_when_the_server_only_has_json_mode(mock: MockServer) -> None:
+def test_schema_goes_after_the_data_when_the_server_only_has_json_mode(mock: MockServer) -> None:
     provider = _provider(mock, capabilities=Capabilities(json_mode=True))
-    body = provider.body(_request(json_schema=SCHEMA))
+    request = Request(
+        messages=[Message(role="system", content="You write copy."), Message(role="user", content=ROW)],
+        json_schema=SCHEMA,
+    )
+    body = provider.body(request)
     assert body["response_format"] == {"type": "json_object"}
-    assert '"selling_points"' in body["messages"][0]["content"]
-    assert body["messages"][0]["role"] == "system"
+    assert body["messages"][0] == {"role": "system", "content": "You write copy."}  # a cacheable prefix
+    assert body["messages"][-1]["content"].startswith(ROW)
+    assert '"selling_points"' in body["messages"][-1]["content"]
+    jsonschema.validate(
+        orjson.loads(_call(mock, request, capabilities=Capabilities(json_mode=True)).text), SCHEMA
+    )
 
 
-def test_json_schema_body_uses_response_format_json_schema_not_strict(mock: MockServer) -> None:
-    body = _provider(mock).body(_request(json_schema=SCHEMA, max_tokens=50, seed=3))
+def test_json_schema_body_is_strict_for_openai_and_plain_for_other_servers(mock: MockServer) -> None:
+    strict = Capabilities(json_schema=True, schema_dialect="openai-strict")
+    body = _provider(mock, capabilities=strict).body(_request(json_schema=SCHEMA, max_tokens=50, seed=3))
     assert body["response_format"]["type"] == "json_schema"
-    assert body["response_format"]["json_schema"]["schema"] == SCHEMA
-    assert body["response_format"]["json_schema"]["strict"] is False
+    assert body["response_format"]["json_schema"]["strict"] is True
+    assert body["response_format"]["json_schema"]["schema"]["additionalProperties"] is False
     assert body["max_tokens"] == 50 and body["seed"] == 3
+    plain = _provider(mock).body(_request(json_schema=SCHEMA))
+    assert plain["response_format"]["json_schema"] == {"name": "output", "schema": SCHEMA}
 
 
 def test_max_tokens_cuts_a_text_answer_with_finish_reason_length(mock: MockServer) -> None:
@@ -205,7 +216,7 @@ def test_a_stream_cut_midway_is_transient(mock: MockServer) -> None:
 
 
 def test_one_provider_serves_many_concurrent_requests_on_one_session(mock: MockServer) -> None:
-    mock.configure(latency_ms=20)
+    mock.configure(latency_ms=300)  # long enough for all 200 to be sent before the first answers
 
     async def go() -> list[Result]:
         async with _provider(mock) as provider:

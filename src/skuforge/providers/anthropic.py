@@ -1,8 +1,13 @@
 """Anthropic's Messages API over lean aiohttp (no SDK).
 
-The system prompt travels apart from the turns. JSON is asked for with an instruction (carrying the schema)
-plus a prefilled assistant turn '{', which the answer continues; the '{' is put back on the result.
-Usage maps input_tokens + cache reads + cache writes to input tokens, cache reads to cached input tokens.
+The system prompt travels apart from the turns, as one text block marked `cache_control: ephemeral`: it
+is the recipe's static prefix, so from the second request on Claude reads it from the prompt cache (a tenth
+of the input price) instead of processing it again. JSON comes from structured outputs,
+`output_config.format` with the schema in Claude's subset (see `schemas`), when the profile says the
+server enforces schemas; otherwise from an instruction carrying the schema, appended to the last user turn.
+No assistant prefill: Claude 4.6 models answer HTTP 400 to one.
+Usage maps input_tokens + cache reads + cache writes to input tokens, reads to cached input tokens and
+writes to cache-write tokens (billed above the input price).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import aiohttp
 import orjson
 
 from skuforge.errors import TransientError
-from skuforge.providers import http
+from skuforge.providers import http, schemas
+from skuforge.providers import preflight as checks
 from skuforge.providers.base import Capabilities, Provider, Request, Result, Usage
 
 API_VERSION = "2023-06-01"
@@ -36,6 +42,7 @@ class AnthropicProvider(Provider):
         name: str | None = None,
         connections: int = 4096,
         total_timeout_s: float = 600.0,
+        base_url_env: str | None = None,
     ) -> None:
         self.model = model
         self.name = name or f"anthropic:{model}"
@@ -45,6 +52,7 @@ class AnthropicProvider(Provider):
         self.capabilities = capabilities or Capabilities(json_mode=True, streaming=True, batch=True)
         self._key = http.Secret(api_key or "")
         self._key_env = api_key_env
+        self._base_url_env = base_url_env
         self._connections = connections
         self._total_timeout_s = total_timeout_s
         self._session: aiohttp.ClientSession | None = None
@@ -63,17 +71,10 @@ class AnthropicProvider(Provider):
             self._session = http.new_session(self._connections, self._total_timeout_s, headers)
         return self._session
 
-    @staticmethod
-    def _prefilled(request: Request) -> bool:
-        return request.json_schema is not None or request.json_mode
-
     def body(self, request: Request, *, stream: bool = False) -> dict[str, Any]:
-        """Messages body: system apart, turns in order, a '{' prefill when JSON is asked for."""
-        system = [m.content for m in request.messages if m.role == "system"]
+        """Messages body: the system prompt apart (a cached prefix), turns in order, the JSON asked for."""
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns = [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"]
-        if self._prefilled(request):
-            system.append(http.schema_instruction(request.json_schema))
-            turns.append({"role": "assistant", "content": "{"})
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
@@ -81,7 +82,12 @@ class AnthropicProvider(Provider):
             "temperature": request.temperature,
         }
         if system:
-            body["system"] = "\n\n".join(system)
+            body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        if request.json_schema is not None and self.capabilities.json_schema:
+            schema = schemas.convert(request.json_schema, self.capabilities.schema_dialect)
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        elif request.json_schema is not None or request.json_mode:
+            http.append_to_last_user(turns, http.schema_instruction(request.json_schema))
         if request.stop:
             body["stop_sequences"] = request.stop
         if stream:
@@ -99,7 +105,7 @@ class AnthropicProvider(Provider):
             async with self.session().post(self._url, data=orjson.dumps(self.body(request))) as resp:
                 raw = await resp.read()
         except http.NETWORK_FAULTS as exc:
-            raise http.network_error(exc, self._where) from None
+            raise http.network_error(exc, self._where, self.base_url) from None
         if resp.status >= 400:
             raise self._fault(resp, raw)
         data = http.decode_body(raw, self._where)
@@ -109,8 +115,6 @@ class AnthropicProvider(Provider):
                 f"{self._where} answered without a content list", "The call will be retried."
             )
         text = "".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
-        if self._prefilled(request):
-            text = "{" + text
         return Result.model_construct(
             text=text,
             usage=_usage(data.get("usage")),
@@ -123,8 +127,6 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: Request) -> AsyncIterator[str]:
         """Yield text deltas from the `content_block_delta` events."""
-        if self._prefilled(request):
-            yield "{"
         try:
             async with self.session().post(
                 self._url, data=orjson.dumps(self.body(request, stream=True))
@@ -146,10 +148,18 @@ class AnthropicProvider(Provider):
                         if text:
                             yield text
         except http.NETWORK_FAULTS as exc:
-            raise http.network_error(exc, self._where) from None
+            raise http.network_error(exc, self._where, self.base_url) from None
         raise TransientError(
             f"{self._where} ended the stream without message_stop", "The call will be retried."
         )
+
+    async def preflight(self) -> list[str]:
+        """`GET {base}/v1/models/{model}`: the server answers, takes the key, and knows the model."""
+        server = checks.Server(
+            name=self.name, model=self.model, base_url=self.base_url, base_url_env=self._base_url_env,
+            key=self._key, key_env=self._key_env,
+        )  # fmt: skip
+        return await checks.check_anthropic(self.session(), server)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -166,4 +176,5 @@ def _usage(raw: Any) -> Usage:
         input_tokens=int(raw.get("input_tokens") or 0) + read + written,
         output_tokens=int(raw.get("output_tokens") or 0),
         cached_input_tokens=read,
+        cache_write_tokens=written,
     )

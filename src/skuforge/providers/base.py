@@ -36,6 +36,14 @@ class Request(BaseModel):
     temperature: float = 0.0
     seed: int | None = None
     stop: list[str] | None = None
+    extract_from: list[str] | None = Field(
+        None,
+        description="extraction: the product texts that free-text values must be copied from. With it, a "
+        "provider that can constrain decoding makes every string value of a flat `json_schema` object either "
+        "`null`, one of the values the schema allows, or a run of whole words written in one of these texts "
+        "(the local model does; hosted APIs cannot and ignore it, and the `verbatim` check flags what slips "
+        "through). Part of the key: it changes the answer.",
+    )
     tag: str | None = Field(None, description="a label for logs and mock servers; not part of the key")
     sources: list[dict[str, Any]] | None = Field(
         None,
@@ -55,15 +63,20 @@ class Request(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens of one call. `input_tokens` counts every prompt token; `cached_input_tokens` of them were read
+    from the provider's prompt cache and `cache_write_tokens` were written to it (Anthropic bills writes)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 
@@ -77,6 +90,10 @@ class Result(BaseModel):
     latency_s: float = 0.0
 
 
+SchemaDialect = Literal["json-schema", "openai-strict", "gemini", "anthropic"]
+"""Which JSON Schema subset a server enforces (see `skuforge.providers.schemas`)."""
+
+
 class Capabilities(BaseModel):
     """What a provider can do, as data (never guessed from the model's name)."""
 
@@ -85,6 +102,9 @@ class Capabilities(BaseModel):
     streaming: bool = False
     batch: bool = False
     max_context: int | None = None
+    schema_dialect: SchemaDialect = Field(
+        "json-schema", description="the schema subset the server enforces when json_schema is true"
+    )
 
 
 class Provider(ABC):
@@ -108,6 +128,13 @@ class Provider(ABC):
 
         return estimate_tokens(text)
 
+    async def preflight(self) -> list[str]:
+        """Check cheaply, before any item is sent, that the model, key and base URL work.
+
+        Raises ProviderUnavailable (unreachable, key rejected) or ConfigError (no such model); returns
+        notes worth showing. Providers without a server (local, fake) have nothing to check."""
+        return []
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections, sessions or model memory."""
 
@@ -128,6 +155,9 @@ class Wrapper(Provider):
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
+
+    async def preflight(self) -> list[str]:
+        return await self.inner.preflight()
 
     async def stream(self, request: Request) -> AsyncIterator[str]:
         async for piece in self.inner.stream(request):

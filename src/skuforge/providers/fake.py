@@ -156,6 +156,9 @@ class _Builder:
         n = min(max(self.rng.randint(3, 5) if depth < _MAX_DEPTH else lo, lo), hi)
         prefix = schema.get("prefixItems") or []
         items = schema.get("items", {})
+        if not prefix and _is_tuple(items):  # a tuple a server took as alternatives: answer each in order
+            prefix = items["anyOf"]
+            n = len(prefix)
         out: list[Any] = []
         for i in range(n * 3 if schema.get("uniqueItems") else n):
             if len(out) == n:
@@ -239,6 +242,19 @@ def _seeded(messages: Sequence[tuple[str, str]], extra: Any, seed: int) -> rando
 
 
 _DATA_BLOCK = re.compile(r"<(product|data)>(.*?)</\1>", re.S)
+
+
+def _is_tuple(items: Any) -> bool:
+    """`items: {anyOf: [...]}` whose alternatives each pin a property to one value (a converted tuple)."""
+    options = items.get("anyOf") if isinstance(items, dict) else None
+    return bool(options) and all(_pins_a_const(o) for o in options)
+
+
+def _pins_a_const(option: Any) -> bool:
+    props = option.get("properties") if isinstance(option, dict) else None
+    return isinstance(props, dict) and any(
+        isinstance(p, dict) and ("const" in p or len(p.get("enum") or []) == 1) for p in props.values()
+    )
 
 
 def _data_text(messages: Sequence[tuple[str, str]]) -> str:

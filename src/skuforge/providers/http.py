@@ -4,6 +4,9 @@ Fault mapping is the contract the retry wrapper relies on:
 429 -> RateLimitError (retry_after from Retry-After, retry-after-ms or x-ratelimit-reset-*),
 408/409/5xx, dropped connections, cut bodies and malformed bodies -> TransientError,
 other 4xx -> PermanentError (401/403 name the key's environment variable, never the key).
+A connection that could not even be opened (refused, unknown host, connect timeout) is a `ConnectError`,
+a TransientError that the circuit breaker (`skuforge.calls.breaker`) counts: many in a row mean the base URL
+is wrong or down, and every request would fail the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +26,23 @@ from skuforge.errors import PermanentError, ProviderError, RateLimitError, Trans
 
 # Raised by aiohttp when a connection drops, a body is cut short or the server closes mid-answer.
 NETWORK_FAULTS = (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError, OSError)
+# Raised when no connection could be opened at all: nothing reached the server, nothing was spent.
+CONNECT_FAULTS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    ConnectionRefusedError,
+    socket.gaierror,
+    *((aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()),
+)
+
+
+class ConnectError(TransientError):
+    """No connection to `url` could be opened (`reason` says why). Retried, and counted by the breaker."""
+
+    def __init__(self, message: str, hint: str | None = None, *, url: str, reason: str) -> None:
+        super().__init__(message, hint)
+        self.url, self.reason = url, reason
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 RETRYABLE = frozenset({408, 409, 425, 429})
@@ -168,11 +189,29 @@ def http_error(
     return PermanentError(message, "The server rejected the request; it will not be retried.", status=status)
 
 
-def network_error(exc: BaseException, where: str) -> TransientError:
-    """A dropped connection, cut body or session timeout: worth retrying."""
+def network_error(exc: BaseException, where: str, url: str = "") -> TransientError:
+    """A dropped connection, cut body or timeout: worth retrying. No connection at all: a ConnectError."""
     kind = type(exc).__name__
     detail = str(exc) or kind
-    return TransientError(f"{where}: connection failed ({kind}: {detail})", "The call will be retried.")
+    message = f"{where}: connection failed ({kind}: {detail})"
+    if isinstance(exc, CONNECT_FAULTS):
+        reason = connect_reason(exc)
+        return ConnectError(message, "The call will be retried.", url=url or where, reason=reason)
+    return TransientError(message, "The call will be retried.")
+
+
+def connect_reason(exc: BaseException) -> str:
+    """A short reason a connection could not be opened: 'connection refused', 'unknown host', ..."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "unknown host (DNS lookup failed)"
+        if isinstance(cause, TimeoutError) or "timeout" in type(cause).__name__.lower():
+            return "no answer to the connection attempt (timed out)"
+        cause = getattr(cause, "os_error", None) or cause.__cause__
+    return str(exc) or type(exc).__name__
 
 
 def decode_body(raw: bytes, where: str) -> dict[str, Any]:
@@ -196,3 +235,13 @@ def schema_instruction(schema: dict[str, Any] | None) -> str:
         return "Answer with one JSON object and nothing else."
     text = orjson.dumps(schema).decode()
     return f"Answer with one JSON object and nothing else, matching this JSON Schema:\n```json\n{text}\n```"
+
+
+def append_to_last_user(messages: list[dict[str, Any]], note: str) -> None:
+    """Add `note` to the last user turn (or a new one), so the system prompt and examples before it stay a
+    fixed prefix that a server's prompt cache can reuse from one row to the next."""
+    for message in reversed(messages):
+        if message["role"] == "user":
+            message["content"] = f"{message['content']}\n\n{note}"
+            return
+    messages.append({"role": "user", "content": note})

@@ -1,8 +1,13 @@
-"""Any OpenAI-compatible chat server (OpenAI, DeepSeek, DashScope, vLLM, Ollama, llama.cpp) over lean aiohttp.
+"""Any OpenAI-compatible chat server (OpenAI, DeepSeek, DashScope, Gemini, vLLM, Ollama, llama.cpp).
 
 No vendor SDK: a request is one orjson dump, one POST on a pooled keep-alive connection and one orjson load
 (well under 1 ms of client CPU), which is what lets one process keep thousands of requests in flight.
-JSON is asked for the way the server's capabilities (data, from profiles.yaml) say it understands.
+JSON is asked for the way the server's capabilities (data, from profiles.yaml) say it understands:
+`response_format: json_schema` in the server's schema dialect (OpenAI with `strict: true`, Gemini's
+subset), else `json_object` with the schema as an instruction appended to the last user turn, so the
+system prompt and examples stay a fixed prefix the server's prompt cache can reuse. Cached prompt tokens
+are read from `usage.prompt_tokens_details.cached_tokens` (OpenAI, DashScope, Gemini) or
+`usage.prompt_cache_hit_tokens` (DeepSeek).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import aiohttp
 import orjson
 
 from skuforge.errors import TransientError
-from skuforge.providers import http
+from skuforge.providers import http, schemas
+from skuforge.providers import preflight as checks
 from skuforge.providers.base import Capabilities, Provider, Request, Result, Usage
 
 
@@ -34,6 +40,7 @@ class OpenAIProvider(Provider):
         connections: int = 4096,
         total_timeout_s: float = 600.0,
         extra_body: dict[str, Any] | None = None,
+        base_url_env: str | None = None,
     ) -> None:
         self.model = model
         self.name = name or f"openai:{model}"
@@ -41,6 +48,7 @@ class OpenAIProvider(Provider):
         self.capabilities = capabilities or Capabilities(json_mode=True, streaming=True)
         self._key = http.Secret(api_key or "")
         self._key_env = api_key_env
+        self._base_url_env = base_url_env
         self._connections = connections
         self._total_timeout_s = total_timeout_s
         self._extra_body = extra_body or {}
@@ -69,10 +77,13 @@ class OpenAIProvider(Provider):
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": request.temperature}
         caps = self.capabilities
         if request.json_schema is not None and caps.json_schema:
-            spec = {"name": "output", "schema": request.json_schema, "strict": False}
+            schema = schemas.convert(request.json_schema, caps.schema_dialect)
+            spec: dict[str, Any] = {"name": "output", "schema": schema}
+            if caps.schema_dialect == "openai-strict":
+                spec["strict"] = True
             body["response_format"] = {"type": "json_schema", "json_schema": spec}
         elif request.json_schema is not None or request.json_mode:
-            messages.insert(0, {"role": "system", "content": http.schema_instruction(request.json_schema)})
+            http.append_to_last_user(messages, http.schema_instruction(request.json_schema))
             if caps.json_mode:
                 body["response_format"] = {"type": "json_object"}
         if request.max_tokens is not None:
@@ -91,7 +102,7 @@ class OpenAIProvider(Provider):
             async with self.session().post(self._url, data=orjson.dumps(body)) as resp:
                 raw = await resp.read()
         except http.NETWORK_FAULTS as exc:
-            raise http.network_error(exc, self._where) from None
+            raise http.network_error(exc, self._where, self.base_url) from None
         if resp.status >= 400:
             raise http.http_error(
                 resp.status, resp.headers, raw, where=self._where, key=self._key, key_env=self._key_env
@@ -107,6 +118,8 @@ class OpenAIProvider(Provider):
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError):
             raise TransientError(f"{self._where} answered without choices[0].message", "Retrying.") from None
+        if request.json_schema is not None and self.capabilities.schema_dialect == "openai-strict":
+            text = schemas.drop_added_nulls(text, request.json_schema)
         return Result.model_construct(
             text=text,
             usage=_usage(data.get("usage")),
@@ -140,8 +153,16 @@ class OpenAIProvider(Provider):
                     if piece:
                         yield piece
         except http.NETWORK_FAULTS as exc:
-            raise http.network_error(exc, self._where) from None
+            raise http.network_error(exc, self._where, self.base_url) from None
         raise TransientError(f"{self._where} ended the stream without [DONE]", "The call will be retried.")
+
+    async def preflight(self) -> list[str]:
+        """`GET {base}/models`: the server answers, takes the key, and offers the model."""
+        server = checks.Server(
+            name=self.name, model=self.model, base_url=self.base_url, base_url_env=self._base_url_env,
+            key=self._key, key_env=self._key_env,
+        )  # fmt: skip
+        return await checks.check_openai(self.session(), server)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -150,13 +171,18 @@ class OpenAIProvider(Provider):
 
 
 def _usage(raw: Any) -> Usage:
+    """Usage with cached prompt tokens as OpenAI, DashScope and Gemini (details) or DeepSeek report them."""
     if not isinstance(raw, dict):
         return Usage()
-    details = raw.get("prompt_tokens_details") or {}
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if cached is None:
+        cached = raw.get("prompt_cache_hit_tokens")
     return Usage.model_construct(
         input_tokens=int(raw.get("prompt_tokens") or 0),
         output_tokens=int(raw.get("completion_tokens") or 0),
-        cached_input_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        cached_input_tokens=int(cached or 0),
+        cache_write_tokens=0,
     )
 
 

@@ -1,8 +1,9 @@
 """Resolve `provider:model` names to providers.
 
 Providers are data (profiles.yaml, overridable and extendable under `providers:` in the config file), never
-guessed from a model's name. Known models come from the price table, so an unknown or misspelt model fails
-early with a did-you-mean, and a user teaches skuforge a new model by giving it a price.
+guessed from a model's name. Any model name is accepted: the server says whether it exists (see
+`skuforge.providers.preflight`, run before any item is sent), and a model missing from the price table runs
+with its cost unknown.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Profile(BaseModel):
     base_url_env: str | None = None
     api_key_env: str | None = None
     key: Literal["required", "optional", "none"] = "optional"
-    check_models: bool = False
+    check_models: bool = False  # accepted for older config files: the preflight now asks the server
     key_url: str | None = None
     capabilities: Capabilities = Capabilities()
     connections: int = 4096
@@ -130,15 +131,6 @@ def _base_url(provider: str, profile: Profile) -> tuple[str, bool]:
 def _hosted(provider: str, model: str, profile: Profile, settings: Settings) -> Provider:
     full = f"{provider}:{model}"
     base_url, is_default = _base_url(provider, profile)
-    prices = load_prices(settings.prices)
-    if profile.check_models and is_default and prices.lookup(full) is None:
-        raise ConfigError(
-            f"Unknown model '{full}'.{_did_you_mean(full, prices.known_models(provider))}",
-            f"Known {provider} models: {', '.join(prices.known_models(provider))}. If this is a new model, "
-            "add its price to $SKUFORGE_HOME/prices.yaml (models: {'"
-            + full
-            + "': {input: .., output: ..}}).",
-        )
     key = (os.environ.get(profile.api_key_env) or "").strip() if profile.api_key_env else ""
     if not key and profile.key == "required" and is_default:
         raise ConfigError(f"No API key for '{full}': ${profile.api_key_env} is not set.", _key_hint(profile))
@@ -146,6 +138,7 @@ def _hosted(provider: str, model: str, profile: Profile, settings: Settings) -> 
         "base_url": base_url,
         "api_key": key or None,
         "api_key_env": profile.api_key_env,
+        "base_url_env": profile.base_url_env,
         "capabilities": profile.capabilities,
         "name": full,
         "connections": profile.connections,

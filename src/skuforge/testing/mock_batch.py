@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skuforge.providers.fake import draw
 from skuforge.providers.tokens import estimate_tokens
-from skuforge.testing.mock_openai import _SCHEMA_BLOCK, Handler, MockApp, _prompt_key, _text_of
+from skuforge.testing.mock_openai import Handler, MockApp, _prompt_key, _text_of, anthropic_answer_spec
 
 
 class BatchConfig(BaseModel):
@@ -287,12 +287,10 @@ def _json(body: Any) -> web.Response:
 def _succeeded(
     app: MockApp, kind: str, custom_id: str, body: dict[str, Any], pairs: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    if kind == "anthropic":  # as the online /v1/messages: JSON when the client prefilled '{'
-        system = str(body.get("system") or "")
-        prefill = pairs[-1][1] if pairs and pairs[-1][0] == "assistant" else ""
-        found = _SCHEMA_BLOCK.search(system) if prefill.startswith("{") else None
-        schema = orjson.loads(found.group(1)) if found else None
-        text, out_tokens, _ = app.answer(pairs, schema, prefill.startswith("{"), body.get("max_tokens"))
+    if kind == "anthropic":  # as the online /v1/messages: JSON for output_config.format (or a '{' prefill)
+        system = _text_of(body.get("system") or "")
+        schema, json_mode, prefill = anthropic_answer_spec(body, system, pairs)
+        text, out_tokens, _ = app.answer(pairs, schema, json_mode, body.get("max_tokens"))
         text = text[len(prefill) :] if prefill and text.startswith(prefill) else text
         prompt_tokens = estimate_tokens(system) + sum(estimate_tokens(c) for _, c in pairs)
         message = {

@@ -9,6 +9,12 @@ Faults are chosen from (prompt hash, attempt number for that prompt): a retry of
 again and can succeed, and a rerun of the whole scenario sees the same faults. Answers come from the fake
 provider's generator, so JSON answers are schema-valid. Endpoints live in the ROUTES table; subclass MockApp
 (or pass `routes=` to MockServer) to add more, e.g. batch APIs.
+
+Bodies are checked as the vendor would (`mock_rules`): `flavor` picks which OpenAI-compatible vendor the
+chat endpoint plays (openai, deepseek, qwen, gemini), which shapes it accepts and how it reports cached
+prompt tokens; `/v1/messages` plays Anthropic. With `prefix_cache`, the server caches the system prompt the
+way the vendors do: the first request with a given system prefix misses, later ones read it from the cache
+(for Anthropic only when the body marks it with `cache_control`).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -32,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skuforge.providers.fake import draw, fake_answer
 from skuforge.providers.tokens import estimate_tokens
-from skuforge.testing.mock_state import MockStats, RateLimiter, embed, fmt_duration, moderate
+from skuforge.testing import mock_rules
+from skuforge.testing.mock_state import MockStats, PrefixCache, RateLimiter, embed, fmt_duration, moderate
 
 Handler = Callable[["MockApp", web.Request], Awaitable[web.StreamResponse]]
 _SCHEMA_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
@@ -80,6 +87,12 @@ class MockConfig(BaseModel):
     cached_share: float = Field(
         default=0.0, ge=0, le=1, description="share of prompt tokens reported as cached"
     )
+    flavor: Literal["openai", "deepseek", "qwen", "gemini"] = Field(
+        default="openai", description="which vendor /v1/chat/completions plays (body rules, usage shape)"
+    )
+    prefix_cache: bool = Field(default=False, description="cache system prompts; repeats read from cache")
+    cache_min_tokens: int = Field(default=0, ge=0, description="shortest prefix the prompt cache keeps")
+    anthropic_prefill: bool = Field(default=False, description="accept an assistant prefill (old Claude)")
     api_key: str | None = Field(default=None, description="when set, other keys get 401")
     seed: int = 0
     models: list[str] = Field(default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "mock-model"])
@@ -106,6 +119,49 @@ def _prompt_key(*parts: Any) -> str:
     return hashlib.blake2b(orjson.dumps(parts), digest_size=12).hexdigest()
 
 
+def _schema_in(texts: Any) -> dict[str, Any] | None:
+    """The last ```json schema block in `texts` (an instruction carrying the schema), if any."""
+    found = None
+    for text in texts:
+        for match in _SCHEMA_BLOCK.finditer(text):
+            found = match.group(1)
+    if found is None:
+        return None
+    try:
+        schema = orjson.loads(found)
+    except orjson.JSONDecodeError:
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def chat_usage(flavor: str, prompt_tokens: int, out_tokens: int, cached: int) -> dict[str, Any]:
+    """`usage` as each vendor reports it: DeepSeek's cache hit/miss counts, the others' prompt details."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": out_tokens,
+        "total_tokens": prompt_tokens + out_tokens,
+    }
+    if flavor == "deepseek":
+        usage.update(prompt_cache_hit_tokens=cached, prompt_cache_miss_tokens=prompt_tokens - cached)
+    else:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
+
+
+def anthropic_answer_spec(
+    body: dict[str, Any], system: str, pairs: list[tuple[str, str]]
+) -> tuple[dict[str, Any] | None, bool, str]:
+    """(schema, JSON wanted, prefill) of a Messages body: `output_config.format`, else a schema given as an
+    instruction, else an old-style '{' prefill continued from the system prompt's schema."""
+    prefill = pairs[-1][1] if pairs and pairs[-1][0] == "assistant" else ""
+    if (schema := mock_rules.output_schema(body)) is not None:
+        return schema, True, prefill
+    if prefill.startswith("{"):
+        return _schema_in([system]), True, prefill
+    schema = _schema_in([system, *(c for role, c in pairs if role == "user")])
+    return schema, schema is not None, prefill
+
+
 class MockApp:
     """The handlers and their state. One instance per server; config can change while it runs."""
 
@@ -115,6 +171,7 @@ class MockApp:
         ("POST", "/v1/embeddings", "embeddings"),
         ("POST", "/v1/moderations", "moderations"),
         ("GET", "/v1/models", "models"),
+        ("GET", "/v1/models/{model}", "model"),
         ("GET", "/_stats", "get_stats"),
         ("POST", "/_reset", "post_reset"),
         ("POST", "/_config", "post_config"),
@@ -122,6 +179,7 @@ class MockApp:
 
     def __init__(self, config: MockConfig | None = None) -> None:
         self.stats = MockStats()
+        self.prompt_cache = PrefixCache()
         self.stopping: asyncio.Event | None = None
         self.configure(config or MockConfig())
 
@@ -296,13 +354,16 @@ class MockApp:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         self.check_key(request, "openai")
         body = await self.read_json(request, "openai")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise self.error(400, "'messages' must be a non-empty list.", "invalid_request_error")
+        if (problem := mock_rules.chat_error(body, self.config.flavor)) is not None:
+            self.stats.fault("invalid_request")
+            raise self.error(400, problem, "invalid_request_error")
+        messages = body["messages"]
         pairs = [(str(m.get("role")), _text_of(m.get("content"))) for m in messages if isinstance(m, dict)]
         fmt = body.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
-        model = str(body.get("model") or "mock-model")
+        if fmt.get("type") == "json_object":  # the schema travels as an instruction; a model follows it
+            schema = _schema_in(c for _, c in pairs)
+        model = str(body["model"])
         key = _prompt_key(model, pairs, fmt)
         prompt_tokens = sum(estimate_tokens(c) for _, c in pairs)
         expected = self.config.output_tokens or body.get("max_tokens") or 256
@@ -310,13 +371,9 @@ class MockApp:
         text, out_tokens, finish = self.answer(
             pairs, schema, fmt.get("type") == "json_object", body.get("max_tokens")
         )
-        cached = int(prompt_tokens * self.config.cached_share)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": out_tokens,
-            "total_tokens": prompt_tokens + out_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached},
-        }
+        prefix = "\n".join(c for role, c in pairs if role == "system")
+        cached = self.cached_tokens(model, prefix, prompt_tokens, marked=True)[0]
+        usage = chat_usage(self.config.flavor, prompt_tokens, out_tokens, cached)
         rid = f"chatcmpl-{key[:12]}-{self.stats.per_prompt[key]}"
         headers = {"x-request-id": f"req_{key[:16]}", **(self.limiter.headers(0, 0) if self.limiter else {})}
         if body.get("stream"):
@@ -388,30 +445,27 @@ class MockApp:
                 400, "anthropic-version header is required.", "invalid_request_error", style="anthropic"
             )
         body = await self.read_json(request, "anthropic")
-        turns = body.get("messages")
-        if not isinstance(turns, list) or not turns or not body.get("max_tokens"):
-            raise self.error(
-                400, "'messages' and 'max_tokens' are required.", "invalid_request_error", style="anthropic"
-            )
+        if (problem := mock_rules.anthropic_error(body, prefill=self.config.anthropic_prefill)) is not None:
+            self.stats.fault("invalid_request")
+            raise self.error(400, problem, "invalid_request_error", style="anthropic")
+        turns = body["messages"]
         system = _text_of(body.get("system") or "")
         pairs = [(str(m.get("role")), _text_of(m.get("content"))) for m in turns if isinstance(m, dict)]
-        prefill = pairs[-1][1] if pairs[-1][0] == "assistant" else ""
-        model = str(body.get("model") or "mock-model")
+        model = str(body["model"])
         key = _prompt_key(model, system, pairs)
         prompt_tokens = estimate_tokens(system) + sum(estimate_tokens(c) for _, c in pairs)
         fault = await self.admit(request, key, prompt_tokens + int(body["max_tokens"]), "anthropic")
-        schema, json_mode = None, prefill.startswith("{")
-        if json_mode and (found := _SCHEMA_BLOCK.search(system)):
-            schema = orjson.loads(found.group(1))
+        schema, json_mode, prefill = anthropic_answer_spec(body, system, pairs)
         text, out_tokens, finish = self.answer(pairs, schema, json_mode, body.get("max_tokens"))
         if prefill and text.startswith(prefill):
             text = text[len(prefill) :]
-        cached = int(prompt_tokens * self.config.cached_share)
+        marked = bool(mock_rules.cache_breakpoints(body))
+        read, written = self.cached_tokens(model, system, prompt_tokens, marked=marked)
         usage = {
-            "input_tokens": prompt_tokens - cached,
+            "input_tokens": prompt_tokens - read - written,
             "output_tokens": out_tokens,
-            "cache_read_input_tokens": cached,
-            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": written,
         }
         mid = f"msg_{key[:20]}"
         headers = {"request-id": f"req_{key[:16]}"}
@@ -516,14 +570,50 @@ class MockApp:
         payload = {"id": f"modr-{_prompt_key(texts)[:12]}", "model": "mock-moderation", "results": results}
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
 
+    def _model_ids(self) -> list[str]:
+        prefix = "models/" if self.config.flavor == "gemini" else ""
+        return [f"{prefix}{m}" for m in self.config.models]
+
     async def models(self, request: web.Request) -> web.StreamResponse:
-        data = [
-            {"id": m, "object": "model", "created": 0, "owned_by": "skuforge-mock"}
-            for m in self.config.models
+        """The model list: OpenAI's shape, or Anthropic's when the request carries anthropic-version."""
+        style = "anthropic" if request.headers.get("anthropic-version") else "openai"
+        self.check_key(request, style)
+        self.stats.received(request.path, None)
+        if style == "anthropic":
+            data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+                    for m in self.config.models]  # fmt: skip
+            page = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None}
+            return web.Response(body=orjson.dumps(page), content_type="application/json")
+        listed = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "skuforge-mock"} for m in self._model_ids()
         ]
         return web.Response(
-            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+            body=orjson.dumps({"object": "list", "data": listed}), content_type="application/json"
         )
+
+    async def model(self, request: web.Request) -> web.StreamResponse:
+        """One model by id (Anthropic resolves aliases here; OpenAI's "retrieve model")."""
+        style = "anthropic" if request.headers.get("anthropic-version") else "openai"
+        self.check_key(request, style)
+        self.stats.received(request.path, None)
+        name = request.match_info["model"]
+        if name not in self.config.models:
+            raise self.error(404, f"model: {name}", "not_found_error", style=style)
+        data = {"type": "model", "id": name, "display_name": name} if style == "anthropic" else {
+            "id": name, "object": "model", "created": 0, "owned_by": "skuforge-mock"}  # fmt: skip
+        return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+    def cached_tokens(self, model: str, prefix: str, prompt_tokens: int, *, marked: bool) -> tuple[int, int]:
+        """(read, written) prompt-cache tokens: the prefix cache when on (and the body marks the prefix,
+        for Anthropic), else the configured flat share read from the cache."""
+        if self.config.prefix_cache:
+            if not marked:
+                return 0, 0
+            read, written = self.prompt_cache.lookup(
+                model, prefix, estimate_tokens(prefix), self.config.cache_min_tokens
+            )
+            return min(read, prompt_tokens), min(written, prompt_tokens - min(read, prompt_tokens))
+        return int(prompt_tokens * self.config.cached_share), 0
 
     # ---- control ---------------------------------------------------------------------------------------
 
@@ -533,6 +623,7 @@ class MockApp:
 
     async def post_reset(self, request: web.Request) -> web.StreamResponse:
         self.stats.reset()
+        self.prompt_cache.reset()
         self.configure(self.config)
         return web.Response(body=b'{"ok":true}', content_type="application/json")
 

@@ -82,6 +82,29 @@ class MockStats:
             return out
 
 
+class PrefixCache:
+    """A vendor's prompt cache as the mock plays it: a prefix seen before for the same model is read from the
+    cache; the first sight writes it. Prefixes shorter than the server's minimum are never cached."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[tuple[str, str]] = set()
+
+    def lookup(self, model: str, prefix: str, tokens: int, min_tokens: int = 0) -> tuple[int, int]:
+        """(read, written): tokens read from the cache and written to it for a request with this prefix."""
+        if not prefix or tokens < max(1, min_tokens):
+            return 0, 0
+        with self._lock:
+            if (model, prefix) in self._seen:
+                return tokens, 0
+            self._seen.add((model, prefix))
+            return 0, tokens
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
 def fmt_duration(seconds: float) -> str:
     """Seconds in OpenAI's reset format: '20ms', '1.5s', '6m0s'."""
     if seconds < 1:
