@@ -1,4 +1,4 @@
-"""build_client: Cached(Retrying(Limited(provider))) — the order matters, and it is pinned here."""
+"""build_client: Cached(Retrying(Breaker(Limited(provider)))) — the order matters, and it is pinned here."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ from pathlib import Path
 
 from calls_fakes import HANG, Scripted, ask, run_virtual
 
-from skuforge.calls import Cached, CallStats, Limited, ResponseCache, Retrying, build_client
+from skuforge.calls import Breaker, Cached, CallStats, Limited, ResponseCache, Retrying, build_client
 from skuforge.config import Limits
 from skuforge.errors import RateLimitError
 
 
-def test_build_client_puts_the_cache_outside_retries_outside_limits(tmp_path: Path) -> None:
+def test_build_client_puts_the_cache_outside_retries_outside_the_breaker_outside_limits(
+    tmp_path: Path,
+) -> None:
     provider = Scripted()
     with ResponseCache(tmp_path / "cache.db") as cache:
         client = build_client(provider, Limits(concurrency=4, rpm=100), cache=cache)
     assert isinstance(client, Cached)
     assert isinstance(client.inner, Retrying)
-    assert isinstance(client.inner.inner, Limited)
-    assert client.inner.inner.inner is provider
+    assert isinstance(client.inner.inner, Breaker)
+    assert isinstance(client.inner.inner.inner, Limited)
+    assert client.inner.inner.inner.inner is provider
     assert client.name == provider.name
 
 

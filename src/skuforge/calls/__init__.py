@@ -1,14 +1,17 @@
 """Wrappers around a provider: limits, retries, cache. Each is itself a `Provider`; the engine sees only that.
 
-    build_client(provider, limits, cache=...)  ->  Cached(Retrying(Limited(provider)))
+    build_client(provider, limits, cache=...)  ->  Cached(Retrying(Breaker(Limited(provider))))
 
 The cache is outermost, so a hit takes no limiter slot and no retry budget; each retry attempt goes back
 through the limiter and takes a new slot (and waits out any cool-down a 429 started). The attempt timeout
 starts when the limiter sends the request, not while it queues.
+The breaker sees every attempt; once the provider cannot be reached or rejects the key it stops them all
+(ProviderUnavailable, never retried).
 """
 
 from __future__ import annotations
 
+from skuforge.calls.breaker import Breaker
 from skuforge.calls.cache import Cached, ResponseCache
 from skuforge.calls.limits import Limited
 from skuforge.calls.retry import Retrying, backoff_s
@@ -17,6 +20,7 @@ from skuforge.config import Limits
 from skuforge.providers.base import Provider
 
 __all__ = [
+    "Breaker",
     "CallStats",
     "Cached",
     "Limited",
@@ -35,6 +39,7 @@ def build_client(
     client: Provider = Limited(
         provider, concurrency=limits.concurrency, rpm=limits.rpm, tpm=limits.tpm, stats=stats
     )
+    client = Breaker(client, stats=stats)  # unreachable or key rejected: stop every attempt (not retried)
     client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
     if cache is not None:
         client = Cached(client, cache, stats=stats)

@@ -33,10 +33,20 @@ class CallStats:
     """Total seconds requests waited in the limiter's queue before they were sent."""
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Input tokens the provider read from its prompt cache (a cheaper rate where the vendor has one)."""
+    unavailable: int = 0
+    """Times the circuit breaker opened (provider unreachable or key rejected): 0 or 1 per client."""
 
     def add_usage(self, usage: Usage) -> None:
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
+        self.cached_input_tokens += usage.cached_input_tokens
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        """Share of input tokens served from the provider's prompt cache; None before any input."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else None
 
     def snapshot(self) -> dict[str, float]:
         """A copy of the counters as a plain dict (for JSON progress events)."""
@@ -53,5 +63,9 @@ class CallStats:
             parts.append(f"{self.rate_limited} rate-limited")
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if self.unavailable:
+            parts.append("stopped: provider unavailable")
         parts.append(f"{self.input_tokens:,} tokens in / {self.output_tokens:,} out")
+        if self.cache_hit_share:
+            parts.append(f"{self.cache_hit_share:.0%} of input from the prompt cache")
         return ", ".join(parts)
