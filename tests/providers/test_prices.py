@@ -156,3 +156,29 @@ def test_an_unknown_model_gets_a_note_with_a_did_you_mean_never_a_refusal() -> N
     assert len(notes) == 1 and "cost will show as unknown" in notes[0]
     assert "Did you mean 'openai:gpt-5-mini'?" in notes[0]
     assert price_notes("openai:gpt-5-mini", Settings()) == []
+
+
+def test_models_prices_prints_each_source_and_the_tables_age(capsys: pytest.CaptureFixture[str]) -> None:
+    from skuforge.cli.main import main
+
+    assert main(["models", "prices"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "anthropic:claude-haiku-4-5" in out
+        and "https://platform.claude.com/docs/zh-CN/about-claude/pricing" in out
+    )
+    assert f"Prices read on {load_prices().as_of}" in out and "Warning" not in out
+    assert "Gemini" in out  # the vendor without a readable page is named
+
+
+def test_models_prices_warns_when_the_table_is_older_than_90_days(
+    _isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from skuforge.cli.main import main
+
+    old = (dt.date.today() - dt.timedelta(days=120)).isoformat()
+    (_isolated_home / "prices.yaml").write_text(f"as_of: '{old}'\nmodels: {{}}\n", encoding="utf-8")
+    assert main(["models", "prices", "--provider", "openai"]) == 0
+    out = capsys.readouterr().out
+    assert "Warning: these prices were read on" in out and "120 days ago" in out
+    assert "openai:gpt-5-mini" in out and "anthropic:" not in out

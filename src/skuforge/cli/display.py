@@ -29,6 +29,21 @@ def money(value: float | None) -> str:
     return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
+def run_cost(p: RunProgress) -> str:
+    """The run's cost so far: 'unknown' for a model without a price (never a misleading $0)."""
+    if p.cost_known:
+        return money(p.cost)
+    return "unknown (no price for the model)" if not p.cost else f"{money(p.cost)} + unknown"
+
+
+def cache_share(p: RunProgress) -> str:
+    """The share of input tokens the provider read from its prompt cache, e.g. '62% of 1,234,567'."""
+    if not p.input_tokens:
+        return "-"
+    share = p.cached_input_tokens / p.input_tokens
+    return f"{share:.0%} of {p.input_tokens:,} input tokens read from the provider's cache"
+
+
 @contextmanager
 def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # type: ignore[valid-type]
     """Yield a callback for the runner's progress events that redraws at most ten times a second."""
@@ -63,8 +78,8 @@ def live_progress(title: str, *, quiet: bool = False) -> Iterator[callable]:  # 
         if now - last < 0.1 and p.state == "running":
             return
         last = now
-        cost = money(p.cost)
-        if p.projected_cost is not None:
+        cost = money(p.cost) if p.cost_known else "cost unknown"
+        if p.projected_cost is not None and p.cost_known:
             cost += f" of ~{money(p.projected_cost)}"
             if wide:
                 cost += f" (~{money(max(0.0, p.projected_cost - p.cost))} to go)"
@@ -94,7 +109,8 @@ def summary_table(p: RunProgress, *, title: str = "Run summary") -> Table:
         ("reused", f"{p.reused:,} items finished in an earlier run (no request)"),
         ("requests", f"{p.requests:,} sent, {p.cache_hits:,} answered from the cache"),
         ("tokens", f"{p.input_tokens:,} in, {p.output_tokens:,} out"),
-        ("cost", money(p.cost)),
+        ("prompt cache", cache_share(p)),
+        ("cost", run_cost(p)),
         ("time", f"{p.elapsed:,.1f} s"),
     ]
     for name, value in rows:

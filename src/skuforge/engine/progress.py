@@ -21,7 +21,9 @@ class RunProgress:
     cache_hits: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, read from the provider's prompt cache
     cost: float = 0.0
+    cost_known: bool = True  # False when a model of the run has no price: `cost` then counts only the others
     projected_cost: float | None = None
     started_at: float = field(default_factory=time.monotonic)
     state: str = "running"
@@ -55,7 +57,9 @@ class RunProgress:
             "cache_hits",
             "input_tokens",
             "output_tokens",
+            "cached_input_tokens",
             "cost",
+            "cost_known",
             "projected_cost",
             "state",
             "message",

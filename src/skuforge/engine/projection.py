@@ -13,6 +13,11 @@ mean itself (with the finite-population correction: a sample of the whole select
 M counts the items still to send: the trial's own items are answered by the response cache in the full
 run, so they cost nothing there. Wall time is the slowest of three ceilings: concurrency x measured latency,
 requests per minute, tokens per minute.
+
+Prompt caching: each item's input tokens are priced as the provider reported them, the share read from its
+prompt cache at the cached rate, so the projection prices the measured hit share (`cache_hit_share`). The
+first requests of a run miss the cache (nothing is cached yet), so a trial's share is a floor for the full
+run's, and its projection errs on the high side.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ class Projection:
     price_as_of: str
     currency: str
     notes: list[str] = field(default_factory=list)
+    cache_hit_share: float | None = None
+    """Share of the trial's input tokens read from the provider's prompt cache (priced at the cached rate)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,7 +174,8 @@ def project(
     requests = math.ceil(to_send * req_per_item)
     tokens_per_request = (tin.mean + tout.mean) / req_per_item if req_per_item else 0.0
     wall, bound = wall_time(requests, tokens_per_request, sample.latency_s, limits)
-    notes = _notes(price, model, rows_total, n)
+    share = hit_share(measures)
+    notes = _notes(price, model, rows_total, n) + _cache_notes(price, share)
     known = price is not None
     return Projection(
         model=model, items_sampled=n, rows_sampled=sample.rows, rows_total=rows_total,
@@ -177,6 +185,7 @@ def project(
         cost_full=items_total * costs.mean if known else None, requests=requests,
         tokens_total=round(to_send * (tin.mean + tout.mean)), latency_s=sample.latency_s, wall_s=wall,
         wall_bound=bound, price_known=known, price_as_of=table.as_of, currency=table.currency, notes=notes,
+        cache_hit_share=share,
     )  # fmt: skip
 
 
@@ -193,6 +202,21 @@ def _notes(price: Price | None, model: str, rows_total: int | None, n: int) -> l
             f"Only {n} items measured: the range may understate the spread; a larger --sample firms it up."
         )
     return notes
+
+
+def hit_share(measures: Sequence[ItemMeasure]) -> float | None:
+    """Share of the measured input tokens read from the provider's prompt cache; None without input."""
+    total = sum(m.input_tokens for m in measures)
+    return sum(min(m.cached_tokens, m.input_tokens) for m in measures) / total if total else None
+
+
+def _cache_notes(price: Price | None, share: float | None) -> list[str]:
+    if price is None or not share or price.cached_input is None or price.cached_input >= price.input:
+        return []
+    return [
+        f"{share:.0%} of the trial's input tokens were read from the provider's prompt cache: they are "
+        f"priced at the cached rate ({price.cached_input:g} instead of {price.input:g} per 1M tokens)."
+    ]
 
 
 def live_projection(cost: float, new_items: int, all_items: int, items_total: int | None) -> float | None:
