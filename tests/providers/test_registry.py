@@ -166,3 +166,8 @@ def test_gemini_is_a_named_profile_of_its_openai_compatible_endpoint(monkeypatch
 
 def test_local_names_go_to_the_local_provider_which_checks_the_model() -> None:
     assert "Did you mean 'qwen2.5-0.5b'?" in str(_error("local:qwen2.5-0.5bb"))
+
+
+def test_a_misspelt_model_without_a_key_gets_the_key_error_and_a_did_you_mean() -> None:
+    error = _error("openai:gpt5-mini")
+    assert "$OPENAI_API_KEY is not set. Did you mean 'openai:gpt-5-mini'?" in error.message

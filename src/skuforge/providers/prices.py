@@ -193,7 +193,7 @@ def require_price(model: str, settings: Settings | None = None, price: Price | N
         return found
     target = prices or (home() / "prices.yaml")
     raise UserError(
-        f"--max-cost needs a price for '{model}', and the price table has none.{_guess(model, prices)}",
+        f"--max-cost needs a price for '{model}', and the price table has none.{guess_model(model, prices)}",
         f"Pass --price IN/OUT (USD per million input/output tokens), or add under 'models:' in {target}:\n"
         f"{price_line(model)}",
     )
@@ -205,13 +205,14 @@ def price_notes(model: str, settings: Settings | None = None) -> list[str]:
     if price_for(model, prices) is not None:
         return []
     return [
-        f"No price for '{model}' in the price table: its cost will show as unknown.{_guess(model, prices)} "
+        f"No price for '{model}' in the price table: its cost will show as unknown."
+        f"{guess_model(model, prices)} "
         f"To price it, pass --price IN/OUT or add to {prices or home() / 'prices.yaml'} under 'models:': "
         f"{price_line(model).strip()}"
     ]
 
 
-def _guess(model: str, overrides: Path | None) -> str:
+def guess_model(model: str, overrides: Path | None = None) -> str:
     """' Did you mean ...?' for a model missing from the table: a hint, never a refusal."""
     provider = model.partition(":")[0]
     known = load_prices(overrides).known_models(provider)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from skuforge.config import Settings, load_settings
 from skuforge.errors import ConfigError
 from skuforge.providers.base import Capabilities, Provider
-from skuforge.providers.prices import load_prices
+from skuforge.providers.prices import guess_model, load_prices
 
 
 class Profile(BaseModel):
@@ -133,7 +133,10 @@ def _hosted(provider: str, model: str, profile: Profile, settings: Settings) -> 
     base_url, is_default = _base_url(provider, profile)
     key = (os.environ.get(profile.api_key_env) or "").strip() if profile.api_key_env else ""
     if not key and profile.key == "required" and is_default:
-        raise ConfigError(f"No API key for '{full}': ${profile.api_key_env} is not set.", _key_hint(profile))
+        guess = guess_model(full, settings.prices)  # a hint only: the server says which models exist
+        raise ConfigError(
+            f"No API key for '{full}': ${profile.api_key_env} is not set.{guess}", _key_hint(profile)
+        )
     kwargs: dict[str, Any] = {
         "base_url": base_url,
         "api_key": key or None,
