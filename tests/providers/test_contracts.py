@@ -116,10 +116,12 @@ def assert_body_shape(provider: Provider, request: Request) -> None:
     elif vendor == "openai":
         spec = body["response_format"]["json_schema"]
         assert spec["strict"] is True and spec["schema"]["additionalProperties"] is False
+        assert "max_tokens" not in body and "temperature" not in body  # a GPT-5 model takes neither
     elif vendor == "gemini":
         assert body["response_format"]["type"] == "json_schema"
         assert "additionalProperties" not in orjson.dumps(body["response_format"]).decode()
     else:  # deepseek, qwen: JSON mode, the schema as an instruction after the data
         assert body["response_format"] == {"type": "json_object"}
+        assert body.get("thinking", {"type": "disabled"}) == {"type": "disabled"}
         assert body["messages"][0]["content"] == request.messages[0].content
         assert "JSON Schema" in body["messages"][-1]["content"]

@@ -29,7 +29,7 @@ REQUEST = Request(
 
 def usage_twice(server: MockServer) -> tuple[Usage, Usage]:
     async def go() -> tuple[Usage, Usage]:
-        caps = Capabilities(json_mode=True)
+        caps = Capabilities(json_mode=True, temperature=False, max_tokens_field="max_completion_tokens")
         async with OpenAIProvider("gpt-5-mini", base_url=server.url, capabilities=caps) as provider:
             first = await provider.generate(REQUEST)
             second = await provider.generate(REQUEST.model_copy(update={"seed": 2}))

@@ -171,3 +171,24 @@ def test_local_names_go_to_the_local_provider_which_checks_the_model() -> None:
 def test_a_misspelt_model_without_a_key_gets_the_key_error_and_a_did_you_mean() -> None:
     error = _error("openai:gpt5-mini")
     assert "$OPENAI_API_KEY is not set. Did you mean 'openai:gpt-5-mini'?" in error.message
+
+
+def test_gpt5_models_get_no_temperature_and_max_completion_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    request = Request(messages=[Message(role="user", content="hi")], max_tokens=40)
+    gpt5 = get_provider("openai:gpt-5-mini", Settings())
+    older = get_provider("openai:gpt-4o-mini", Settings())
+    assert isinstance(gpt5, OpenAIProvider) and isinstance(older, OpenAIProvider)
+    assert "temperature" not in gpt5.body(request) and gpt5.body(request)["max_completion_tokens"] == 40
+    assert older.body(request)["temperature"] == 0.0
+
+
+def test_deepseek_runs_without_thinking_and_overrides_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "k")
+    deepseek = get_provider("deepseek:deepseek-flash", Settings())
+    assert isinstance(deepseek, OpenAIProvider)
+    assert deepseek.body(Request(messages=[Message(role="user", content="hi")]))["thinking"] == {
+        "type": "disabled"
+    }
+    bad = Settings(providers={"openai": {"model_capabilities": {"gpt-9*": {"temperature": "sometimes"}}}})
+    assert "Provider 'openai'" in _error("openai:gpt-9", bad).message

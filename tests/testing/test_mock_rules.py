@@ -141,3 +141,27 @@ def test_anthropic_accepts_structured_outputs_and_a_cached_system_prompt(server:
 def test_an_old_claude_that_takes_a_prefill_can_be_played(server: MockServer) -> None:
     server.configure(anthropic_prefill=True)
     assert messages(server, messages=[*USER, {"role": "assistant", "content": "{"}])[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"max_tokens": 100}, "Use 'max_completion_tokens' instead"),
+        ({"temperature": 0}, "Only the default (1) value is supported"),
+        ({"thinking": {"type": "disabled"}}, "Unrecognized request argument supplied: thinking"),
+    ],
+)
+def test_openai_reasoning_models_refuse_what_gpt5_refuses(server: MockServer, body: dict, says: str) -> None:
+    status, message = chat(server, **body)
+    assert status == 400 and says in message
+    assert chat(server, max_completion_tokens=100) == (200, "")
+
+
+def test_older_openai_models_take_a_temperature_and_max_tokens(server: MockServer) -> None:
+    assert chat(server, model="gpt-4o-mini", temperature=0, max_tokens=50) == (200, "")
+
+
+def test_deepseek_takes_its_thinking_switch(server: MockServer) -> None:
+    server.configure(flavor="deepseek")
+    assert chat(server, thinking={"type": "disabled"}, temperature=0) == (200, "")
+    assert chat(server, thinking={"type": "sometimes"})[0] == 400

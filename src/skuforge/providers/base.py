@@ -105,6 +105,12 @@ class Capabilities(BaseModel):
     schema_dialect: SchemaDialect = Field(
         "json-schema", description="the schema subset the server enforces when json_schema is true"
     )
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens", description="the body field for the output limit (OpenAI: max_completion_tokens)"
+    )
+    temperature: bool = Field(
+        True, description="the model takes a temperature; false: left at its default (reasoning models)"
+    )
 
 
 class Provider(ABC):

@@ -247,7 +247,7 @@ _DATA_BLOCK = re.compile(r"<(product|data)>(.*?)</\1>", re.S)
 def _is_tuple(items: Any) -> bool:
     """`items: {anyOf: [...]}` whose alternatives each pin a property to one value (a converted tuple)."""
     options = items.get("anyOf") if isinstance(items, dict) else None
-    return bool(options) and all(_pins_a_const(o) for o in options)
+    return isinstance(options, list) and bool(options) and all(_pins_a_const(o) for o in options)
 
 
 def _pins_a_const(option: Any) -> bool:

@@ -74,8 +74,10 @@ class OpenAIProvider(Provider):
     def body(self, request: Request, *, stream: bool = False) -> dict[str, Any]:
         """The chat/completions body: messages, parameters and the JSON mode the server supports."""
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": request.temperature}
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
         caps = self.capabilities
+        if caps.temperature:
+            body["temperature"] = request.temperature
         if request.json_schema is not None and caps.json_schema:
             schema = schemas.convert(request.json_schema, caps.schema_dialect)
             spec: dict[str, Any] = {"name": "output", "schema": schema}
@@ -87,7 +89,7 @@ class OpenAIProvider(Provider):
             if caps.json_mode:
                 body["response_format"] = {"type": "json_object"}
         if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
+            body[caps.max_tokens_field] = request.max_tokens
         if request.seed is not None:
             body["seed"] = request.seed
         if request.stop:

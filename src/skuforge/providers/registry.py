@@ -9,6 +9,7 @@ with its cost unknown.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 from functools import lru_cache
 from importlib import resources
@@ -16,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from skuforge.config import Settings, load_settings
 from skuforge.errors import ConfigError
@@ -36,7 +37,26 @@ class Profile(BaseModel):
     check_models: bool = False  # accepted for older config files: the preflight now asks the server
     key_url: str | None = None
     capabilities: Capabilities = Capabilities()
+    model_capabilities: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="capability overrides for models matching a pattern, e.g. 'gpt-5*'"
+    )
+    extra_body: dict[str, Any] | None = None
     connections: int = 4096
+
+    @field_validator("model_capabilities")
+    @classmethod
+    def _valid_overrides(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for override in value.values():
+            Capabilities.model_validate(override)
+        return value
+
+    def capabilities_for(self, model: str) -> Capabilities:
+        """The profile's capabilities with the overrides of every pattern `model` matches, in order."""
+        data = self.capabilities.model_dump()
+        for pattern, override in self.model_capabilities.items():
+            if fnmatch.fnmatchcase(model, pattern):
+                data.update(override)
+        return Capabilities.model_validate(data)
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +79,8 @@ def profiles(settings: Settings | None = None) -> dict[str, Profile]:
         except ValidationError as exc:
             raise ConfigError(
                 f"Provider '{name}' in the config is not valid: {exc}",
-                "Allowed keys: kind, base_url, base_url_env, api_key_env, key, check_models, capabilities.",
+                "Allowed keys: kind, base_url, base_url_env, api_key_env, key, capabilities, "
+                "model_capabilities, extra_body.",
             ) from exc
     return out
 
@@ -142,7 +163,7 @@ def _hosted(provider: str, model: str, profile: Profile, settings: Settings) -> 
         "api_key": key or None,
         "api_key_env": profile.api_key_env,
         "base_url_env": profile.base_url_env,
-        "capabilities": profile.capabilities,
+        "capabilities": profile.capabilities_for(model),
         "name": full,
         "connections": profile.connections,
     }
@@ -152,7 +173,7 @@ def _hosted(provider: str, model: str, profile: Profile, settings: Settings) -> 
         return AnthropicProvider(model, **kwargs)
     from skuforge.providers.openai import OpenAIProvider
 
-    return OpenAIProvider(model, **kwargs)
+    return OpenAIProvider(model, extra_body=profile.extra_body, **kwargs)
 
 
 def _key_hint(profile: Profile) -> str:

@@ -366,11 +366,10 @@ class MockApp:
         model = str(body["model"])
         key = _prompt_key(model, pairs, fmt)
         prompt_tokens = sum(estimate_tokens(c) for _, c in pairs)
-        expected = self.config.output_tokens or body.get("max_tokens") or 256
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        expected = self.config.output_tokens or limit or 256
         fault = await self.admit(request, key, prompt_tokens + int(expected), "openai")
-        text, out_tokens, finish = self.answer(
-            pairs, schema, fmt.get("type") == "json_object", body.get("max_tokens")
-        )
+        text, out_tokens, finish = self.answer(pairs, schema, fmt.get("type") == "json_object", limit)
         prefix = "\n".join(c for role, c in pairs if role == "system")
         cached = self.cached_tokens(model, prefix, prompt_tokens, marked=True)[0]
         usage = chat_usage(self.config.flavor, prompt_tokens, out_tokens, cached)

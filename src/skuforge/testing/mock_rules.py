@@ -4,9 +4,11 @@ The rules follow the vendors' documentation of their request formats (no live ca
 
 - every chat server: `model`, a non-empty `messages` list with known roles, `temperature` in [0, 2];
   `response_format: json_object` needs the word "json" somewhere in the messages;
-- `openai`: `response_format: json_schema` needs a `name` ([a-zA-Z0-9_-], at most 64) and a `schema`;
-  with `strict: true` the schema must be in the strict subset (`skuforge.providers.schemas`);
-- `deepseek`: JSON Output only (`json_object`); `json_schema` is refused;
+- `openai`: no parameter it does not know; `response_format: json_schema` needs a `name` ([a-zA-Z0-9_-],
+  at most 64) and a `schema`; with `strict: true` the schema must be in the strict subset
+  (`skuforge.providers.schemas`); reasoning models (GPT-5, o-series) refuse `max_tokens` (they take
+  `max_completion_tokens`) and any temperature but the default 1;
+- `deepseek`: JSON Output only (`json_object`); `json_schema` is refused; `thinking` is enabled/disabled;
 - `qwen` (DashScope compatible mode): `json_object`; `json_schema` is taken as a hint;
 - `gemini` (the OpenAI-compatible endpoint): `json_schema` in Gemini's subset;
 - `anthropic` (`/v1/messages`): `model`, `max_tokens`, messages alternating from a user turn and ending
@@ -19,6 +21,7 @@ Each check returns the error message the server would send, or None.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Any
 
@@ -27,6 +30,14 @@ from skuforge.providers import schemas
 FLAVORS = ("openai", "deepseek", "qwen", "gemini")
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+REASONING_MODELS = ("gpt-5*", "o[0-9]*")
+_OPENAI_PARAMS = frozenset(
+    """model messages temperature top_p n stream stream_options stop max_tokens max_completion_tokens
+    presence_penalty frequency_penalty logit_bias logprobs top_logprobs user response_format seed tools
+    tool_choice parallel_tool_calls reasoning_effort service_tier store metadata modalities audio
+    prediction verbosity prompt_cache_key safety_identifier web_search_options""".split()  # noqa: SIM905
+)
+_DEEPSEEK_PARAMS = _OPENAI_PARAMS | {"thinking"}
 
 
 def text_of(content: Any) -> str:
@@ -50,10 +61,36 @@ def chat_error(body: dict[str, Any], flavor: str) -> str | None:
     temperature = body.get("temperature", 1)
     if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         return "'temperature' must be a number between 0 and 2."
-    if "max_tokens" in body and (not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1):
-        return "'max_tokens' must be a positive integer."
+    for field in ("max_tokens", "max_completion_tokens"):
+        if field in body and (not isinstance(body[field], int) or body[field] < 1):
+            return f"'{field}' must be a positive integer."
+    problem = _vendor_params(body, flavor)
+    if problem is not None:
+        return problem
     fmt = body.get("response_format")
     return _format_error(fmt, messages, flavor) if fmt is not None else None
+
+
+def _vendor_params(body: dict[str, Any], flavor: str) -> str | None:
+    known = {"openai": _OPENAI_PARAMS, "deepseek": _DEEPSEEK_PARAMS}.get(flavor)
+    unknown = sorted(set(body) - known) if known is not None else []
+    if unknown:
+        return f"Unrecognized request argument supplied: {unknown[0]}"
+    if flavor == "openai" and any(fnmatch.fnmatchcase(str(body["model"]), p) for p in REASONING_MODELS):
+        if "max_tokens" in body:
+            return (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
+        if body.get("temperature", 1) != 1:
+            return (
+                f"Unsupported value: 'temperature' does not support {body['temperature']} with this model. "
+                "Only the default (1) value is supported."
+            )
+    thinking = body.get("thinking")
+    if flavor == "deepseek" and thinking not in (None, {"type": "enabled"}, {"type": "disabled"}):
+        return "thinking: type must be 'enabled' or 'disabled'"
+    return None
 
 
 def _format_error(fmt: Any, messages: list[Any], flavor: str) -> str | None:
