@@ -112,11 +112,11 @@ def test_xlsx_sheet_by_name_or_index_and_header_row(tmp_path: Path) -> None:
     path = write_xlsx(
         tmp_path / "book.xlsx",
         {
-            "Notes": [["ignore me"]],
+            "Notes": [["ignore me"], ["really"]],
             "Products": [["Supplier export 2024"], [], ["sku", "price", None], ["A1", 12.5], ["A2", 3]],
         },
     )
-    for sheet in ("Products", 1, "1", "products"):
+    for sheet in ("Products", 1, "2", "products"):
         catalog = open_catalog(path, sheet=sheet, header_row=3, id_column="sku")
         rows = list(catalog.rows())
         assert catalog.sheet == "Products"
@@ -130,7 +130,7 @@ def test_unknown_sheet_lists_the_sheets(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "book.xlsx", {"Products": [["sku"]], "Prices": [["sku"]]})
     with pytest.raises(CatalogError) as caught:
         open_catalog(path, sheet="Produkte")
-    assert "'Products', 'Prices'" in (caught.value.hint or "")
+    assert "Its sheets are: 1 'Products', 2 'Prices'." in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,11 @@ def test_blank_and_duplicate_headers_are_renamed_and_noted(tmp_path: Path) -> No
         "Color_2": "blue",
         "color_3": "green",
     }
-    assert len(catalog.notes) == 3
+    assert catalog.notes == [
+        "Column 2 has no header; it is called 'column_2'.",
+        "The header 'color' (column 1) is repeated 2 times: column 3 is called 'Color_2', column 4 is called "
+        "'color_3'. Rename the columns in the file to choose the names yourself.",
+    ]
 
 
 def test_values_beyond_the_header_are_an_error_naming_the_line(tmp_path: Path) -> None:
@@ -281,5 +285,5 @@ def test_formats_and_output_paths(tmp_path: Path) -> None:
     assert output_path_for(tmp_path / "cat.csv") == tmp_path / "cat.enriched.csv"
     assert output_path_for(tmp_path / "cat.tab", tmp_path) == tmp_path / "cat.enriched.tsv"
     assert output_path_for(tmp_path / "cat.csv", tmp_path / "o.parquet") == tmp_path / "o.parquet"
-    with pytest.raises(CatalogError, match="is the input catalog itself"):
+    with pytest.raises(CatalogError, match="is the input catalog cat.csv itself"):
         output_path_for(tmp_path / "cat.csv", tmp_path / "cat.csv")

@@ -8,7 +8,7 @@ and atomic, formula-safe writers.
 """
 
 from skuforge.catalog.cells import neutralise_formula
-from skuforge.catalog.formats import SUPPORTED_FORMATS, infer_format, output_path_for
+from skuforge.catalog.formats import SUPPORTED_FORMATS, check_output_path, infer_format, output_path_for
 from skuforge.catalog.reader import Catalog, CatalogRow, open_catalog
 from skuforge.catalog.selection import select
 from skuforge.catalog.writers import FAILURE_COLUMNS, WriteReport, write_catalog
@@ -19,6 +19,7 @@ __all__ = [
     "Catalog",
     "CatalogRow",
     "WriteReport",
+    "check_output_path",
     "infer_format",
     "neutralise_formula",
     "open_catalog",

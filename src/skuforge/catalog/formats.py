@@ -7,6 +7,8 @@ extension fails early with the list of formats we understand.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from skuforge.errors import CatalogError
@@ -84,12 +86,61 @@ def output_path_for(input_path: str | Path, out: str | Path | None = None) -> Pa
     if target.is_dir():
         return target / default_name
     infer_format(target)
-    if target.resolve() == source.resolve():
+    _refuse_same_file(target, source, "The output path")
+    return target
+
+
+def check_output_path(out: str | Path, catalog: str | Path) -> None:
+    """Refuse, before any request is sent, an output that could not be written or would damage the input.
+
+    Checks, in order: the extension is one skuforge writes; the output is not the catalog itself (however
+    spelled: another case, `..`, a symlink or a hard link) and neither is its `.failures` sibling; its
+    folder exists, is a folder and is writable (tried with a real file, so read-only mounts are caught).
+    `out` may be an existing directory, as for `output_path_for`.
+    """
+    source = Path(catalog).expanduser()
+    target = output_path_for(source, out)
+    if infer_format(target) != "xlsx":  # xlsx keeps failures in a sheet; other formats in a sibling file
+        _refuse_same_file(failures_path_for(target), source, "The failures file of the output")
+    folder = target.parent
+    if not folder.exists():
         raise CatalogError(
-            f"The output path {target} is the input catalog itself.",
+            f"Cannot write the output {target}: the folder {folder} does not exist.",
+            "Create the folder first, or choose another --out.",
+        )
+    if not folder.is_dir():
+        raise CatalogError(
+            f"Cannot write the output {target}: {folder} is a file, not a folder.",
+            "Choose an --out inside a folder.",
+        )
+    _check_writable(folder, target)
+
+
+def _refuse_same_file(target: Path, source: Path, what: str) -> None:
+    if target.resolve() == source.resolve() or _same_existing_file(target, source):
+        raise CatalogError(
+            f"{what} {target} is the input catalog {source.name} itself.",
             "Choose another output path; skuforge never overwrites its input.",
         )
-    return target
+
+
+def _same_existing_file(target: Path, source: Path) -> bool:
+    try:
+        return target.exists() and source.exists() and os.path.samefile(target, source)
+    except OSError:
+        return False
+
+
+def _check_writable(folder: Path, target: Path) -> None:
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".skuforge-write-check-", dir=folder)
+    except OSError as exc:
+        raise CatalogError(
+            f"Cannot write the output {target}: the folder {folder} is not writable ({exc.strerror}).",
+            "Choose an --out in a folder you can write to.",
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def failures_path_for(path: str | Path) -> Path:

@@ -12,7 +12,10 @@ TRY_CAST, so a stray 'N/A' further down is NULL (not matched) instead of an erro
 predicate never changes from one batch to the next.
 
 The DuckDB connection has file access disabled and its configuration locked: a predicate typed in the
-web console can filter rows, not read files on the server.
+web console can filter rows, not read files on the server. It also runs within limits, so a predicate
+cannot take the machine with it: each batch must finish within `WHERE_TIMEOUT_S` seconds (a timer
+interrupts DuckDB) and within `WHERE_MEMORY_LIMIT` of memory, with no spilling to disk; a predicate that
+needs more is stopped with an error that says so.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +33,9 @@ from skuforge.catalog.reader import Catalog, CatalogRow
 from skuforge.errors import SelectionError
 
 TYPE_SAMPLE_ROWS = 1000
+WHERE_TIMEOUT_S = 10.0
+"""Longest a predicate may run on one batch of rows (10,000 by default; a plain filter takes milliseconds)."""
+WHERE_MEMORY_LIMIT = "512MB"
 _NUMBER_TEXT = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d+)?")
 
 
@@ -43,7 +50,9 @@ class Predicate:
             raise self._error("the predicate is empty")
         self.columns = _mentioned_columns(catalog.columns, self.where)
         self.types = {name: infer_type([row.data.get(name) for row in sample]) for name in self.columns}
-        self._con = duckdb.connect(config={"enable_external_access": False})
+        self._con = duckdb.connect(
+            config={"enable_external_access": False, "memory_limit": WHERE_MEMORY_LIMIT, "temp_directory": ""}
+        )
         self._con.execute("SET lock_configuration = true")
         self.sql = self._build_sql()
         try:
@@ -74,12 +83,16 @@ class Predicate:
         arrays = {"__pos": pa.array(range(len(rows)), pa.int32())}
         for name in self.columns:
             arrays[name] = pa.array([_text(row.data.get(name)) for row in rows], pa.string())
+        timer = threading.Timer(WHERE_TIMEOUT_S, self._con.interrupt)
+        timer.daemon = True
         try:
             self._con.register("__batch", pa.table(arrays))
+            timer.start()
             matched = self._con.execute(self.sql).fetchall()
-        except Exception as exc:  # duckdb.Error subclasses: parser, binder, conversion...
+        except Exception as exc:  # duckdb.Error subclasses: parser, binder, conversion, interrupt, memory
             raise self._explain(exc, rows) from None
         finally:
+            timer.cancel()
             self._con.unregister("__batch")
         return [pos for (pos,) in matched]
 
@@ -97,6 +110,9 @@ class Predicate:
 
     def _explain(self, exc: Exception, rows: list[CatalogRow]) -> SelectionError:
         """DuckDB's message, made about the user's columns; data errors also say which rows."""
+        kind = type(exc).__name__
+        if kind in ("InterruptException", "OutOfMemoryException"):
+            return self._over_limit(kind, rows)
         message = _first_lines(str(exc)).split(" Candidate bindings:")[0]
         missing = re.search(r'column "([^"]+)" not found', message)
         if missing:
@@ -106,6 +122,17 @@ class Predicate:
             message += f" Did you mean {quote_identifier(guesses[0])}?" if guesses else ""
         data_error = type(exc).__name__ not in ("BinderException", "ParserException", "CatalogException")
         return self._error(message, near=rows[0].line if rows and data_error else None)
+
+    def _over_limit(self, kind: str, rows: list[CatalogRow]) -> SelectionError:
+        if kind == "InterruptException":
+            what = f"it ran for more than {WHERE_TIMEOUT_S:g} s on {len(rows):,} rows and was stopped"
+        else:
+            what = f"it needed more than {WHERE_MEMORY_LIMIT} of memory on {len(rows):,} rows and was stopped"
+        return SelectionError(
+            f"The filter {self.where!r} cannot be applied to {self.catalog.path.name}: {what}.",
+            "A filter compares each row's own columns, e.g. \"category = 'Shoes' AND price < 20\"; "
+            "subqueries over large ranges and joins make it too costly. Simplify it.",
+        )
 
     def _error(self, reason: str, near: str | None = None) -> SelectionError:
         where = f" (at {near})" if near else ""

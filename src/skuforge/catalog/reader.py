@@ -3,13 +3,15 @@
 A catalog can be millions of rows, so `Catalog.rows()` never materialises the file: each call opens it
 afresh and yields one `CatalogRow` at a time (memory stays flat), which also makes a catalog safe to
 iterate twice (selection samples in two passes). Header problems are repaired where the intent is
-obvious (a blank header becomes `column_5`, a repeated `color` becomes `color_2`) and each repair is
-recorded in `Catalog.notes` so the CLI can show it; anything ambiguous is a `CatalogError` with a hint.
+obvious (a blank header becomes `column_5`, a repeated `color` becomes `color_2`); each repair is
+recorded in `Catalog.notes` and logged once as a warning, so it is never silent. Anything ambiguous is a
+`CatalogError` with a hint.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ from skuforge.catalog.encoding import detect_encoding
 from skuforge.catalog.formats import infer_format
 from skuforge.catalog.sources import CsvSource, JsonlSource, ParquetSource, XlsxSource, sniff_delimiter
 from skuforge.errors import CatalogError
+
+log = logging.getLogger("skuforge.catalog")
 
 
 @dataclass(slots=True)
@@ -155,16 +159,20 @@ def open_catalog(
 
     The format comes from the extension (see SUPPORTED_FORMATS). For CSV/TSV the encoding is detected
     (UTF-8, UTF-8 with BOM, GB18030, then charset-normalizer) unless given; for .csv the delimiter is
-    sniffed (',' ';' tab '|') unless given. `sheet` (xlsx) is a name or a 0-based index; `header_row`
-    (xlsx, csv, tsv) is the 1-based row holding the column names.
+    sniffed (',' ';' tab '|') unless given. `sheet` (xlsx) is a name, a number as text counted from 1
+    ("2": the second sheet, as the CLI's --sheet) or an int index counted from 0; `header_row` (xlsx, csv,
+    tsv) is the 1-based row holding the column names. A header with no product rows under it is an error.
     """
     source_path = _check_path(Path(path).expanduser())
     fmt = infer_format(source_path)
     if header_row < 1:
         raise CatalogError(f"header_row must be 1 or more, got {header_row}.", "Rows are numbered from 1.")
     source = _make_source(source_path, fmt, sheet, header_row, encoding, delimiter)
-    raw_header = source.header()
+    raw_header, has_rows = source.head()
     columns, notes = normalise_header(raw_header)
+    if not has_rows:
+        raise _no_rows_error(source_path, getattr(source, "sheet", None), columns)
+    _log_notes(source_path, notes)
     catalog = Catalog(
         path=source_path,
         format=fmt,
@@ -223,34 +231,103 @@ def _make_source(
 
 def unique_name(name: str, taken: list[str]) -> str:
     """`name`, or `name_2`, `name_3`... so that no two columns match case-insensitively (SQL ignores case)."""
-    folded = {existing.casefold() for existing in taken}
-    if name.casefold() not in folded:
-        return name
-    number = 2
-    while f"{name}_{number}".casefold() in folded:
-        number += 1
-    return f"{name}_{number}"
+    names = _Names()
+    for existing in taken:
+        names.taken.add(existing.casefold())
+    return names.add(name)
+
+
+class _Names:
+    """Column names handed out so far, folded; `add` is O(1) however many columns repeat a name."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        self._next: dict[str, int] = {}
+
+    def add(self, name: str) -> str:
+        folded = name.casefold()
+        if folded not in self.taken:
+            self.taken.add(folded)
+            return name
+        number = self._next.get(folded, 2)
+        while f"{name}_{number}".casefold() in self.taken:
+            number += 1
+        self._next[folded] = number + 1
+        self.taken.add(f"{name}_{number}".casefold())
+        return f"{name}_{number}"
 
 
 def normalise_header(raw: list[Any]) -> tuple[list[str], list[str]]:
-    """Column names from header cells: trimmed, blanks named `column_N`, repeats suffixed `_2`."""
+    """Column names from header cells: trimmed, blanks named `column_N`, repeats suffixed `_2`.
+
+    Every renaming is reported in the notes (one note per repeated name, one for all blank headers), which
+    the CLI and the web console show: a column silently called `color_2` is a column nobody finds.
+    """
     cells = list(raw)
     while cells and (cells[-1] is None or str(cells[-1]).strip() == ""):
         cells.pop()  # spreadsheets often carry empty formatted cells to the right of the header
+    if not cells:
+        raise CatalogError("The header row is empty.", "Put the column names on the header row.")
+    names = _Names()
     columns: list[str] = []
-    notes: list[str] = []
+    blanks: list[int] = []
+    repeats: dict[str, list[tuple[int, str]]] = {}
+    first: dict[str, int] = {}
     for number, cell in enumerate(cells, start=1):
         text = "" if cell is None else str(cell).replace("\ufeff", "").strip()
         if not text:
             text = f"column_{number}"
-            notes.append(f"Column {number} has no header; it is called '{text}'.")
-        name = unique_name(text, columns)
+            blanks.append(number)
+        name = names.add(text)
         if name != text:
-            notes.append(f"Column {number} repeats the header '{text}'; it is called '{name}'.")
+            repeats.setdefault(text.casefold(), []).append((number, name))
+        first.setdefault(text.casefold(), number)
         columns.append(name)
-    if not columns:
-        raise CatalogError("The header row is empty.", "Put the column names on the header row.")
+    notes = [_blank_note(blanks)] if blanks else []
+    notes += [_repeat_note(columns[first[k] - 1], first[k], found) for k, found in repeats.items()]
     return columns, notes
+
+
+def _listed(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _blank_note(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"Column {numbers[0]} has no header; it is called 'column_{numbers[0]}'."
+    shown = _listed([str(n) for n in numbers])
+    example = f"column_{numbers[0]}"
+    return f"Columns {shown} have no header; each is called column_N after its number ('{example}', ...)."
+
+
+def _repeat_note(name: str, first: int, found: list[tuple[int, str]]) -> str:
+    """One note for every repeat of a header: where it repeats and what each repeat is called."""
+    places = _listed([f"column {number} is called '{new}'" for number, new in found])
+    return (
+        f"The header '{name}' (column {first}) is repeated {len(found)} time{'s' if len(found) > 1 else ''}: "
+        f"{places}. Rename the columns in the file to choose the names yourself."
+    )
+
+
+_noted: set[tuple[str, str]] = set()
+
+
+def _log_notes(path: Path, notes: list[str]) -> None:
+    """Say each header repair once per process (stderr on the CLI, the log in the service)."""
+    for note in notes:
+        if (str(path), note) not in _noted:
+            _noted.add((str(path), note))
+            log.warning("%s: %s", path.name, note)
+
+
+def _no_rows_error(path: Path, sheet: str | None, columns: list[str]) -> CatalogError:
+    where = f"Sheet '{sheet}' of {path.name}" if sheet else path.name
+    return CatalogError(
+        f"{where} has a header row ({_listed(columns)}) but no product rows under it.",
+        "Add the products under the header, or check that this is the file (and sheet) you meant; "
+        "there is nothing to enrich.",
+    )
 
 
 def _check_id_column(catalog: Catalog, id_column: str) -> str:

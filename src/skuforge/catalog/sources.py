@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import html
+import itertools
+import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,18 +47,25 @@ class CsvSource:
         return f"line {position} of {self.path.name}"
 
     def header(self) -> list[Any]:
-        for _, values in self._records(with_header=True):
-            return list(values)
-        raise CatalogError(
-            f"{self.path.name} has no header row (nothing on or after line {self.header_row}).",
-            "The first line of a catalog must name its columns, e.g. sku,title,brand,color.",
-        )
+        return self.head()[0]
+
+    def head(self) -> tuple[list[Any], bool]:
+        """The header row, and whether any data row follows it."""
+        found = list(itertools.islice(self._rows(), 2))
+        if not found:
+            raise CatalogError(
+                f"{self.path.name} has no header row (nothing on or after line {self.header_row}).",
+                "The first line of a catalog must name its columns, e.g. sku,title,brand,color.",
+            )
+        return list(found[0][1]), len(found) > 1
 
     def records(self) -> Iterator[Record]:
-        return self._records(with_header=False)
+        rows = self._rows()
+        next(rows, None)
+        yield from rows
 
-    def _records(self, *, with_header: bool) -> Iterator[Record]:
-        seen_header = False
+    def _rows(self) -> Iterator[Record]:
+        """Non-blank rows from `header_row` on (the header first), each with the line it starts on."""
         with self.path.open("r", encoding=self.encoding, newline="") as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
             try:
@@ -62,12 +73,6 @@ class CsvSource:
                 for values in reader:
                     start, line = line, reader.line_num + 1
                     if start < self.header_row or not any(values):
-                        continue
-                    if not seen_header:
-                        seen_header = True
-                        if with_header:
-                            yield start, values
-                            return
                         continue
                     yield start, values
             except UnicodeDecodeError as exc:
@@ -105,18 +110,26 @@ class XlsxSource:
         self.path, self.header_row = path, header_row
         with reading_workbook(path) as workbook:
             self.sheet = _choose_sheet(path, workbook.sheetnames, sheet)
+            part = getattr(workbook[self.sheet], "_worksheet_path", None)
+        if part:
+            check_formula_values(path, part, self.sheet, header_row)
 
     def locator(self, position: int) -> str:
         return f"row {position} of {self.path.name} (sheet '{self.sheet}')"
 
     def header(self) -> list[Any]:
-        for _, values in self._rows():
-            return list(values)
-        raise CatalogError(
-            f"Sheet '{self.sheet}' of {self.path.name} has no header row (nothing on or after row "
-            f"{self.header_row}).",
-            "Put the column names on the first row, or pass the row that holds them (--header-row N).",
-        )
+        return self.head()[0]
+
+    def head(self) -> tuple[list[Any], bool]:
+        """The header row, and whether any data row follows it."""
+        found = list(itertools.islice(self._rows(), 2))
+        if not found:
+            raise CatalogError(
+                f"Sheet '{self.sheet}' of {self.path.name} has no header row (nothing on or after row "
+                f"{self.header_row}).",
+                "Put the column names on the first row, or pass the row that holds them (--header-row N).",
+            )
+        return list(found[0][1]), len(found) > 1
 
     def records(self) -> Iterator[Record]:
         rows = self._rows()
@@ -174,7 +187,8 @@ def _not_xlsx_hint(path: Path) -> str:
 
 
 def _choose_sheet(path: Path, names: list[str], sheet: str | int | None) -> str:
-    """A sheet by name, or by 0-based index (also given as text, e.g. from a CLI flag); default: the first."""
+    """A sheet by name; by number as a person counts (text such as "2" from a CLI flag or a web form: the
+    second sheet); or by 0-based index as Python counts (an int). Default: the first sheet."""
     if not names:
         raise CatalogError(f"{path.name} has no worksheets.", "Add a sheet with the products and save again.")
     if sheet is None:
@@ -185,14 +199,69 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int | None) -> str:
         by_case = [name for name in names if name.casefold() == sheet.strip().casefold()]
         if by_case:
             return by_case[0]
-    index = int(sheet) if isinstance(sheet, int) or str(sheet).strip().isdigit() else None
-    if index is not None and 0 <= index < len(names):
-        return names[index]
-    listed = ", ".join(f"'{name}'" for name in names)
+    number = sheet + 1 if isinstance(sheet, int) else int(sheet) if sheet.strip().isdigit() else None
+    if number is not None and 1 <= number <= len(names):
+        return names[number - 1]
+    listed = ", ".join(f"{i} '{name}'" for i, name in enumerate(names, start=1))
+    asked = f"sheet number {number}" if number is not None else f"sheet {sheet!r}"
+    return_hint = f"Pass a sheet name, or a number from 1 to {len(names)} (--sheet 1 is the first sheet)."
+    raise CatalogError(f"{path.name} has no {asked}. Its sheets are: {listed}.", return_hint)
+
+
+FORMULA_SCAN_CARRY = 64 * 1024
+_FORMULA_HINT = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_FORMULA_WITHOUT_VALUE = re.compile(
+    rb"<(?:\w+:)?c\b([^>]*)>\s*<(?:\w+:)?f\b[^>]*?(?:/>|>([^<]*)</(?:\w+:)?f>)\s*"
+    rb"(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+)
+"""A formula cell with no value, or an empty one (openpyxl writes `<v></v>`)."""
+_TEXT_TYPE = re.compile(rb'\bt="(?:str|s|inlineStr)"')
+_CELL_REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
+
+
+def check_formula_values(path: Path, part: str, sheet: str, header_row: int) -> None:
+    """Refuse a sheet whose formula cells (on or below the header row) have no saved value.
+
+    skuforge reads the values a spreadsheet program saved with each formula (openpyxl cannot calculate).
+    Files written by scripts and never opened in Excel have formulas without values, which would read
+    as empty cells, so they are named here instead of exporting blanks.
+    """
+    found = list(itertools.islice(_formulas_without_value(path, part, header_row), 1000))
+    if not found:
+        return
+    count = f"{len(found):,}" if len(found) < 1000 else "1,000 or more"
+    shown = ", ".join(f"{cell} (={formula})" if formula else cell for cell, formula in found[:3])
     raise CatalogError(
-        f"{path.name} has no sheet {sheet!r}.",
-        f"Its sheets are: {listed}. Pass one of these names, or a 0-based index.",
+        f"Sheet '{sheet}' of {path.name} has {count} formula cell{'s' if len(found) > 1 else ''} with no "
+        f"saved value, e.g. {shown}. skuforge reads the values a spreadsheet saved with its formulas, so "
+        "these would read as empty cells.",
+        "Open the file in Excel or LibreOffice and save it (that stores the computed values), or paste "
+        "the values over the formulas.",
     )
+
+
+def _formulas_without_value(path: Path, part: str, header_row: int) -> Iterator[tuple[str, str]]:
+    """(cell, formula) of each formula cell with no <v> element, streaming the sheet's XML part.
+
+    The buffer keeps the last 64 KB of the previous chunk so a cell cut by a chunk boundary is seen
+    whole; a match ending inside the part already searched was reported before and is skipped.
+    """
+    with zipfile.ZipFile(path) as archive, archive.open(part) as xml:
+        buffer, base, searched = b"", 0, 0
+        while chunk := xml.read(1 << 20):
+            buffer += chunk
+            if _FORMULA_HINT.search(buffer):
+                for match in _FORMULA_WITHOUT_VALUE.finditer(buffer):
+                    ref = _CELL_REF.search(match.group(1))
+                    if base + match.end() <= searched or ref and int(ref.group(2)) < header_row:
+                        continue
+                    if _TEXT_TYPE.search(match.group(1)):
+                        continue  # a text formula whose saved value is "": a real, empty result
+                    cell = (ref.group(1) + ref.group(2)).decode() if ref else "?"
+                    yield cell, html.unescape((match.group(2) or b"").decode("utf-8", "replace"))
+            searched = base + len(buffer)
+            keep = min(len(buffer), FORMULA_SCAN_CARRY)
+            base, buffer = searched - keep, buffer[-keep:]
 
 
 class JsonlSource:
@@ -219,6 +288,10 @@ class JsonlSource:
                 'Write one JSON object per line, e.g. {"sku": "A1", "title": "..."}.',
             )
         return list(keys)
+
+    def head(self) -> tuple[list[Any], bool]:
+        """The columns (keys of the first 1,000 records); a JSONL file with columns has records."""
+        return self.header(), True
 
     def records(self) -> Iterator[Record]:
         with self.path.open("rb") as handle:
@@ -265,8 +338,12 @@ class ParquetSource:
             ) from None
 
     def header(self) -> list[Any]:
+        return self.head()[0]
+
+    def head(self) -> tuple[list[Any], bool]:
+        """The column names, and whether the file holds any row (from its footer)."""
         with self._open() as parquet:
-            return list(parquet.schema_arrow.names)
+            return list(parquet.schema_arrow.names), parquet.metadata.num_rows > 0
 
     def records(self) -> Iterator[Record]:
         number = 0

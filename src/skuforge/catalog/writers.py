@@ -6,8 +6,9 @@ Decisions, so that they are written down once:
   or kill never leaves a half-written export where the operator expects a finished one.
 - CSV and TSV are written as UTF-8 *with* a BOM, whatever the input encoding was: without it Excel
   opens UTF-8 as the local code page and Chinese turns to mojibake, and every other tool skips the BOM.
-- Spreadsheet formats (CSV, TSV, xlsx) neutralise formula-looking text (see cells.py); JSONL and
-  Parquet are data formats read by programs, so their values are written exactly.
+- xlsx writes every text as a text cell, so a formula-looking value is stored exactly and never runs;
+  CSV and TSV quote only what a spreadsheet would evaluate (see cells.py); JSONL and Parquet are data
+  formats read by programs, so their values are written exactly.
 - Failed rows go to a 'Failures' sheet in xlsx, and to `<stem>.failures<ext>` next to other formats
   (written only when there is at least one failure).
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from skuforge.catalog.cells import cell_text, spreadsheet_value, xlsx_value
+from skuforge.catalog.cells import cell_text, spreadsheet_value, xlsx_cell, xlsx_value
 from skuforge.catalog.formats import check_format, failures_path_for, infer_format
 from skuforge.errors import CatalogError
 
@@ -192,21 +193,21 @@ def _write_xlsx(
 
     workbook = Workbook(write_only=True)
     worksheet = workbook.create_sheet(_sheet_title(sheet))
-    worksheet.append([xlsx_value(column)[0] for column in columns])
+    worksheet.append([xlsx_cell(worksheet, xlsx_value(column)[0]) for column in columns])
     for number, row in enumerate(rows, start=1):
         cells = []
         for column in columns:
             value, cut = xlsx_value(row.get(column))
             if cut:
                 report.note_truncation(row, column, number)
-            cells.append(value)
+            cells.append(xlsx_cell(worksheet, value))
         worksheet.append(cells)
         report.rows = number
     if failures is not None:
         failed = workbook.create_sheet("Failures")
         failed.append(FAILURE_COLUMNS)
         for failure in failures:
-            failed.append([xlsx_value(failure.get(column))[0] for column in FAILURE_COLUMNS])
+            failed.append([xlsx_cell(failed, xlsx_value(failure.get(c))[0]) for c in FAILURE_COLUMNS])
             report.failures += 1
     workbook.save(temp)
 

@@ -4,7 +4,8 @@ The sheet shows, per item, the product's source fields, the output as readable t
 queue, then empty Decision (a drop-down: approve, reject, edit), Edited output and Comment columns. Hidden
 key columns (job, row id, step, variant, item key) let the import find each item however the reviewer sorts
 or filters the rows, and refuse a row whose item was regenerated since the export. Every text cell is
-formula-neutralised: product data and model output are untrusted and must not run when the file opens.
+written as a text cell: product data and model output are untrusted and must not run when the file opens,
+and a text cell shows `=1+1` as written without changing the value.
 
 The import applies each row on its own, all or nothing for that row, and reports every row it could not
 apply with its row number in the sheet and the reason.
@@ -253,6 +254,8 @@ class _RowCells:
         for i, value in enumerate(values):
             safe, _ = xlsx_value(value)
             cell = self._cell(self.sheet, value=safe)
+            if isinstance(safe, str):
+                cell.data_type = "s"  # text stays text: `=1+1` from a product or the model never runs
             cell._style = copy(self._styles[i >= self.wrap_from])
             cells.append(cell)
         return cells
