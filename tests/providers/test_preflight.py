@@ -74,7 +74,7 @@ def test_a_rejected_key_is_unavailable_names_the_variable_and_never_the_key(serv
 
 def test_a_server_without_a_model_list_is_not_refused(server: MockServer) -> None:
     notes = check(openai(f"{server.base}/no-list"))
-    assert len(notes) == 1 and "Could not confirm" in notes[0] and "HTTP 404" in notes[0]
+    assert len(notes) == 1 and "Could not confirm" in notes[0] and "(/models: 404)" in notes[0]
 
 
 def test_anthropic_asks_for_the_model_by_name_and_suggests_on_404(server: MockServer) -> None:
@@ -111,3 +111,11 @@ def test_preflight_model_builds_checks_and_adds_the_price_note(
 
 def test_fake_and_local_models_have_nothing_to_check() -> None:
     assert preflight_model("fake:", Settings()) == []
+
+
+def test_a_server_you_run_yourself_may_serve_an_unlisted_name(
+    server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)  # not OpenAI's own host: llama.cpp serves any name
+    notes = preflight_model("openai:whatever-is-loaded", Settings())
+    assert any("does not list 'whatever-is-loaded'" in note for note in notes)

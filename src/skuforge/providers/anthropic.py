@@ -43,6 +43,7 @@ class AnthropicProvider(Provider):
         connections: int = 4096,
         total_timeout_s: float = 600.0,
         base_url_env: str | None = None,
+        refuse_unlisted: bool = True,
     ) -> None:
         self.model = model
         self.name = name or f"anthropic:{model}"
@@ -53,6 +54,7 @@ class AnthropicProvider(Provider):
         self._key = http.Secret(api_key or "")
         self._key_env = api_key_env
         self._base_url_env = base_url_env
+        self._refuse_unlisted = refuse_unlisted
         self._connections = connections
         self._total_timeout_s = total_timeout_s
         self._session: aiohttp.ClientSession | None = None
@@ -157,7 +159,7 @@ class AnthropicProvider(Provider):
         """`GET {base}/v1/models/{model}`: the server answers, takes the key, and knows the model."""
         server = checks.Server(
             name=self.name, model=self.model, base_url=self.base_url, base_url_env=self._base_url_env,
-            key=self._key, key_env=self._key_env,
+            key=self._key, key_env=self._key_env, refuse_unlisted=self._refuse_unlisted,
         )  # fmt: skip
         return await checks.check_anthropic(self.session(), server)
 

@@ -41,6 +41,7 @@ class OpenAIProvider(Provider):
         total_timeout_s: float = 600.0,
         extra_body: dict[str, Any] | None = None,
         base_url_env: str | None = None,
+        refuse_unlisted: bool = True,
     ) -> None:
         self.model = model
         self.name = name or f"openai:{model}"
@@ -49,6 +50,7 @@ class OpenAIProvider(Provider):
         self._key = http.Secret(api_key or "")
         self._key_env = api_key_env
         self._base_url_env = base_url_env
+        self._refuse_unlisted = refuse_unlisted
         self._connections = connections
         self._total_timeout_s = total_timeout_s
         self._extra_body = extra_body or {}
@@ -162,7 +164,7 @@ class OpenAIProvider(Provider):
         """`GET {base}/models`: the server answers, takes the key, and offers the model."""
         server = checks.Server(
             name=self.name, model=self.model, base_url=self.base_url, base_url_env=self._base_url_env,
-            key=self._key, key_env=self._key_env,
+            key=self._key, key_env=self._key_env, refuse_unlisted=self._refuse_unlisted,
         )  # fmt: skip
         return await checks.check_openai(self.session(), server)
 

@@ -11,7 +11,9 @@ models have no server and pass at once. What it raises:
 - ConfigError: the server does not offer the model; the hint lists close names it does offer.
 
 A server without a model list (404), or one that is busy (429, 5xx), does not stop the run: the note says
-the model could not be confirmed. The notes also say when a model has no price (its cost shows as unknown).
+the model could not be confirmed. Only the vendor's own host refuses an unlisted model: a server you run
+yourself (a custom base URL) may serve any name, so there an unlisted model is a note. The notes also
+say when a model has no price (its cost shows as unknown).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Server:
     base_url_env: str | None
     key: http.Secret
     key_env: str | None
+    refuse_unlisted: bool = True  # False for a self-run server: some serve any name and list another
 
     @property
     def where(self) -> str:
@@ -133,9 +136,13 @@ async def check_openai(session: aiohttp.ClientSession, server: Server) -> list[s
         raise rejected(server, status, raw)
     ids = model_ids(raw) if status == 200 else None
     if ids is None:
-        return [f"Could not confirm that {server.base_url} offers '{server.model}' (/models: HTTP {status})."]
+        return [f"Could not confirm that {server.base_url} offers '{server.model}' (/models: {status})."]
     if not offers(ids, server.model):
-        raise not_offered(server, ids)
+        if server.refuse_unlisted:
+            raise not_offered(server, ids)
+        return [
+            f"{server.base_url} does not list '{server.model}' ({', '.join(ids[:5])}); sending it anyway."
+        ]
     return []
 
 
@@ -146,7 +153,7 @@ async def check_anthropic(session: aiohttp.ClientSession, server: Server) -> lis
         raise rejected(server, status, raw)
     if status == 200:
         return []
-    if status == 404:
+    if status == 404 and server.refuse_unlisted:
         _, listed = await get(session, f"{server.base_url}/v1/models?limit=1000", server)
         raise not_offered(server, model_ids(listed) or [])
     return [f"Could not confirm that {server.base_url} offers '{server.model}' (HTTP {status})."]

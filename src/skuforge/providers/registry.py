@@ -163,6 +163,7 @@ def _hosted(provider: str, model: str, profile: Profile, settings: Settings) -> 
         "api_key": key or None,
         "api_key_env": profile.api_key_env,
         "base_url_env": profile.base_url_env,
+        "refuse_unlisted": is_default,  # a server you run may serve any model name
         "capabilities": profile.capabilities_for(model),
         "name": full,
         "connections": profile.connections,
