@@ -11,7 +11,9 @@ SkuforgeError                 message + hint; the CLI prints both, no traceback
 ├── ProviderError             a model call failed
 │   ├── TransientError        worth retrying: 429, 5xx, dropped connection, timeout
 │   │   └── RateLimitError    carries retry_after seconds when the server said so
-│   └── PermanentError        not worth retrying: 400, 401, 403, context too long
+│   ├── PermanentError        not worth retrying: 400, 401, 403, context too long
+│   └── ProviderUnavailable   the provider cannot be used at all (unreachable, bad key, circuit open):
+│                             the run pauses with the reason; the item is not recorded as failed
 ├── OutputError               the model answered, but not what the schema asks for
 ├── BudgetExceeded            the run stopped before spending more than --max-cost
 └── ExtraMissing              an optional part is not installed; names the pip line
@@ -99,6 +101,13 @@ class RateLimitError(TransientError):
 
 class PermanentError(ProviderError):
     pass
+
+
+class ProviderUnavailable(ProviderError):
+    """Every request would fail the same way (unreachable base URL, rejected key, circuit breaker open).
+
+    The engine stops sending, records nothing for the item that raised it, and pauses the job with this
+    message, so fixing the cause and resuming loses nothing."""
 
 
 class OutputError(SkuforgeError):

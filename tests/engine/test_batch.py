@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from skuforge.cli.run import start_job
-from skuforge.engine.batch import BatchRunner
+from skuforge.engine.batch import BatchExecutor
 from skuforge.engine.runner import Runner
 from skuforge.engine.spec import JobSpec
 from skuforge.errors import ConfigError
@@ -37,11 +37,11 @@ def _job(store: Store, catalog: Path, model: str = "openai:gpt-4o-mini", recipe:
     return job
 
 
-def _batch(store: Store, job, **kwargs) -> BatchRunner:  # type: ignore[no-untyped-def]
-    runner = BatchRunner(store, store.get_job(job.id), poll_s=0.001, **kwargs)
-    asyncio.run(runner.run())
+def _batch(store: Store, job, **kwargs) -> BatchExecutor:  # type: ignore[no-untyped-def]
+    executor = BatchExecutor(poll_s=0.001, **kwargs)
+    asyncio.run(Runner(store, store.get_job(job.id), executor=executor).run())
     store.flush()
-    return runner
+    return executor
 
 
 def _outputs(store: Store, job) -> dict[tuple[str, str], object]:  # type: ignore[no-untyped-def]
@@ -52,15 +52,16 @@ def test_a_batch_run_answers_every_row_as_the_online_run_does(
     tmp_path: Path, mock: tuple[MockServer, MockBatches], store: Store
 ) -> None:
     catalog = write_catalog(tmp_path / "c.csv", ROWS)
-    runner = _batch(store, _job(store, catalog), max_lines=7)
+    job = _job(store, catalog)
+    runner = _batch(store, job, max_lines=7)
     online_store = open_store(f"sqlite:///{tmp_path / 'online.db'}")
     online_job = _job(online_store, catalog)
     asyncio.run(Runner(online_store, online_store.get_job(online_job.id)).run())
     online_store.flush()
-    batch_items = list(store.items(runner.job.id))
+    batch_items = list(store.items(job.id))
     assert len(batch_items) == ROWS and {i.status for i in batch_items} <= {"done", "flagged"}
     assert [i.status for i in batch_items] == [i.status for i in online_store.items(online_job.id)]
-    assert _outputs(store, runner.job) == _outputs(online_store, online_job)
+    assert _outputs(store, job) == _outputs(online_store, online_job)
     assert runner.batches_submitted == math.ceil(ROWS / 7)
     assert mock[1].lines_received == ROWS
     online_store.close()
@@ -72,8 +73,9 @@ def test_failed_and_expired_lines_are_sent_again_and_nothing_else(
     server, batches = mock
     batches.config = BatchConfig(fail_share=0.2, expire_share=0.15)
     catalog = write_catalog(tmp_path / "c.csv", 60)
-    runner = _batch(store, _job(store, catalog), max_rounds=6)
-    items = list(store.items(runner.job.id))
+    job = _job(store, catalog)
+    runner = _batch(store, job, max_rounds=6)
+    items = list(store.items(job.id))
     lost = sum(b.counts.get("errored", 0) + b.counts.get("expired", 0) for b in batches.batches.values())
     assert lost > 5
     assert len(items) == 60 and {i.status for i in items} <= {"done", "flagged"}
@@ -86,10 +88,11 @@ def test_batch_items_cost_the_batch_price(
     tmp_path: Path, mock: tuple[MockServer, MockBatches], store: Store
 ) -> None:
     catalog = write_catalog(tmp_path / "c.csv", 5)
-    runner = _batch(store, _job(store, catalog))
+    job = _job(store, catalog)
+    _batch(store, job)
     price = price_for("openai:gpt-4o-mini")
     assert price is not None and price.batch_discount == 0.5
-    for item in store.items(runner.job.id):
+    for item in store.items(job.id):
         usage = Usage(input_tokens=item.input_tokens, output_tokens=item.output_tokens)
         assert item.cost == pytest.approx(price.cost(usage, batch=True))
         assert item.cost == pytest.approx(price.cost(usage) / 2)
@@ -121,7 +124,7 @@ def test_a_run_killed_while_batches_are_in_flight_resumes_them_without_sending_a
     job = _job(store, catalog)
 
     async def killed() -> None:
-        first = BatchRunner(store, store.get_job(job.id), poll_s=0.001, max_lines=10)
+        first = Runner(store, store.get_job(job.id), executor=BatchExecutor(poll_s=0.001, max_lines=10))
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(first.run(), timeout=1.0)
 
@@ -142,8 +145,9 @@ def test_anthropic_message_batches_answer_json_recipes(
     tmp_path: Path, mock: tuple[MockServer, MockBatches], store: Store
 ) -> None:
     catalog = write_catalog(tmp_path / "c.csv", 9)
-    runner = _batch(store, _job(store, catalog, model="anthropic:claude-3-5-haiku", recipe="attributes"))
-    items = list(store.items(runner.job.id))
+    job = _job(store, catalog, model="anthropic:claude-3-5-haiku", recipe="attributes")
+    _batch(store, job)
+    items = list(store.items(job.id))
     assert len(items) == 9 and {i.status for i in items} <= {"done", "flagged"}
     assert all(isinstance(i.output, dict) for i in items)
     assert all(b.kind == "anthropic" for b in mock[1].batches.values())
@@ -153,7 +157,7 @@ def test_a_provider_without_a_batch_api_is_refused_with_what_to_do(tmp_path: Pat
     catalog = write_catalog(tmp_path / "c.csv", 3)
     job = _job(store, catalog, model="fake:")
     with pytest.raises(ConfigError) as err:
-        asyncio.run(BatchRunner(store, store.get_job(job.id), poll_s=0.001).run())
+        asyncio.run(Runner(store, store.get_job(job.id), executor=BatchExecutor(poll_s=0.001)).run())
     assert "no batch API" in err.value.message and "--mode online" in err.value.hint
 
 

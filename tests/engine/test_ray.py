@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from skuforge.cli.run import start_job
-from skuforge.engine.ray_runner import LimitCoordinator, RayRunner, read_part
+from skuforge.engine.ray_runner import Coordinator, RayExecutor
 from skuforge.engine.runner import Runner
 from skuforge.engine.spec import JobSpec
 from skuforge.store import Store, open_store
@@ -49,15 +49,13 @@ def test_the_ray_executor_writes_the_same_items_as_the_local_runner(
     local.flush()
     distributed = open_store(f"sqlite:///{tmp_path / 'ray.db'}")
     ray_job, _ = start_job(distributed, _spec(catalog))
-    runner = RayRunner(distributed, ray_job, block_rows=10, workers=2, parts_dir=str(tmp_path / "parts"))
-    progress = asyncio.run(runner.run())
+    executor = RayExecutor(block_rows=10, workers=2, parts_dir=str(tmp_path / "parts"))
+    progress = asyncio.run(Runner(distributed, ray_job, executor=executor).run())
     distributed.flush()
     expected, got = _items(local, local_job.id), _items(distributed, ray_job.id)
     assert len(expected) == 37 * 2 and got == expected
     assert progress.rows_done == 37 and progress.done + progress.flagged == len(expected) - progress.failed
-    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [
-        f"part-{s:012d}.parquet" for s in (0, 10, 20, 30)
-    ]
+    assert list((tmp_path / "parts").iterdir()) == []  # every block's part was recorded, then dropped
     local.close()
     distributed.close()
 
@@ -72,14 +70,15 @@ def test_a_rerun_on_ray_sends_nothing_for_finished_items(
         spec = JobSpec.create(catalog, recipe="title", model="openai:mock-model", cache=False)
         job, _ = start_job(store, spec)
         parts = str(tmp_path / "parts")
-        asyncio.run(RayRunner(store, job, block_rows=8, workers=2, parts_dir=parts).run())
+        executor = RayExecutor(block_rows=8, workers=2, parts_dir=parts)
+        asyncio.run(Runner(store, job, executor=executor).run())
         first = mock.stats.snapshot()
-        part = read_part(tmp_path / "parts" / f"part-{8:012d}.parquet")
-        asyncio.run(RayRunner(store, store.get_job(job.id), block_rows=8, workers=2, parts_dir=parts).run())
+        executor = RayExecutor(block_rows=8, workers=2, parts_dir=parts)
+        progress = asyncio.run(Runner(store, store.get_job(job.id), executor=executor).run())
         second = mock.stats.snapshot()
     assert first["requests"] == first["unique_prompts"] == 24
     assert second["requests"] == 24 and second["resent_after_success"] == 0
-    assert len(part) == 8 and {i.status for i in part} <= {"done", "flagged"}
+    assert progress.reused == 24 and progress.rows_done == 24
     assert len(list(store.items(job.id))) == 24
     store.close()
 
@@ -95,18 +94,18 @@ def test_limits_are_shared_across_ray_workers(
             catalog, recipe="title", model="openai:mock-model", cache=False, limits={"concurrency": 3}
         )
         job, _ = start_job(store, spec)
-        runner = RayRunner(store, job, block_rows=10, workers=2, parts_dir=str(tmp_path / "parts"))
-        asyncio.run(runner.run())
+        executor = RayExecutor(block_rows=10, workers=2, parts_dir=str(tmp_path / "parts"))
+        asyncio.run(Runner(store, job, executor=executor).run())
         stats = mock.stats.snapshot()
     assert stats["requests"] == 40
     assert stats["max_concurrent"] <= 3  # two workers, one budget of 3 in flight
-    assert runner.coordinator_stats["admitted"] == 40 and runner.coordinator_stats["peak"] <= 3
+    assert executor.coordinator_stats["admitted"] == 40 and executor.coordinator_stats["peak"] <= 3
     store.close()
 
 
 def test_the_coordinator_hands_slots_over_in_order_and_spaces_requests_by_rpm() -> None:
     async def scenario() -> list[float]:
-        coordinator = LimitCoordinator(concurrency=1, rpm=600, tpm=None, burst_s=0.0)
+        coordinator = Coordinator(concurrency=1, rpm=600, tpm=None, burst_s=0.0)
         times: list[float] = []
         loop = asyncio.get_running_loop()
 

@@ -140,7 +140,7 @@ def test_progress_events_count_rows(harness: Harness, catalog: Path) -> None:
 
 
 def test_item_keys_do_not_depend_on_the_tag(tmp_path: Path) -> None:
-    from skuforge.engine.runner import item_key
+    from skuforge.engine.pipeline import item_key
     from skuforge.providers.base import Message, Request
     from skuforge.recipes import load_recipe
 

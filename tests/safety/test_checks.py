@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skuforge.checks.base import CheckItem, CheckSpec, build, verdict
+from skuforge.checks.base import CheckItem, CheckSpec, build, findings_now, verdict
 from skuforge.errors import OutputError, RecipeError
 from skuforge.providers.fake import FakeProvider
 from skuforge.testing.mock_openai import MockConfig, MockServer
@@ -42,7 +42,7 @@ def test_moderation_check_calls_an_openai_compatible_moderations_endpoint() -> N
     with MockServer(config) as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPENAI_API_KEY", "sk-test")
         check = build(CheckSpec(check="moderation", endpoint=server.url, threshold=0.5, on_fail="fail"))
-        findings = check(_item({"title": "Garden hose", "story": "this hose will kill you"}))
+        findings = findings_now(check, _item({"title": "Garden hose", "story": "this hose will kill you"}))
     [bad] = findings
     assert (bad.ok, bad.field, bad.action) == (False, "story", "fail")
     assert bad.details["categories"] == ["violence"]
@@ -56,7 +56,7 @@ def test_moderation_check_uses_a_guard_prompt_on_any_provider() -> None:
         ]
     )
     check = build(CheckSpec(check="moderation", provider=provider, on_fail="flag"))
-    findings = check(_item({"a": "Ceramic mug", "b": "something explicit"}))
+    findings = findings_now(check, _item({"a": "Ceramic mug", "b": "something explicit"}))
     assert [(f.field, f.details["categories"]) for f in findings] == [("b", ["sexual"])]
     assert provider.requests[0].json_mode and "Ceramic mug" in provider.requests[0].messages[-1].content
 
@@ -64,5 +64,5 @@ def test_moderation_check_uses_a_guard_prompt_on_any_provider() -> None:
 def test_guard_answer_that_is_not_the_json_shape_is_an_output_error() -> None:
     check = build(CheckSpec(check="moderation", provider=FakeProvider(script=["I think it is fine."])))
     with pytest.raises(OutputError) as exc:
-        check(_item("Ceramic mug"))
+        findings_now(check, _item("Ceramic mug"))
     assert exc.value.raw == "I think it is fine."

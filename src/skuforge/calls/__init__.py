@@ -1,10 +1,11 @@
 """Wrappers around a provider: limits, retries, cache. Each is itself a `Provider`; the engine sees only that.
 
-    build_client(provider, limits, cache=...)  ->  Cached(Retrying(Breaker(Limited(provider))))
+    build_client(provider, limits, cache=..., budget=...)
+        ->  Cached(Retrying(Breaker(Limited(Budgeted(provider)))))
 
-The cache is outermost, so a hit takes no limiter slot and no retry budget; each retry attempt goes back
-through the limiter and takes a new slot (and waits out any cool-down a 429 started). The attempt timeout
-starts when the limiter sends the request, not while it queues.
+The cache is outermost, so a hit takes no limiter slot, no retry budget and no money; each retry attempt goes
+back through the limiter and takes a new slot (and waits out any cool-down a 429 started), then reserves its
+cost against the budget. The attempt timeout starts when the limiter sends the request, not while it queues.
 The breaker sees every attempt; once the provider cannot be reached or rejects the key it stops them all
 (ProviderUnavailable, never retried).
 """
@@ -12,15 +13,19 @@ The breaker sees every attempt; once the provider cannot be reached or rejects t
 from __future__ import annotations
 
 from skuforge.calls.breaker import Breaker
+from skuforge.calls.budget import Budget, Budgeted
 from skuforge.calls.cache import Cached, ResponseCache
 from skuforge.calls.limits import Limited
 from skuforge.calls.retry import Retrying, backoff_s
 from skuforge.calls.stats import CallStats
 from skuforge.config import Limits
 from skuforge.providers.base import Provider
+from skuforge.providers.prices import Price
 
 __all__ = [
     "Breaker",
+    "Budget",
+    "Budgeted",
     "CallStats",
     "Cached",
     "Limited",
@@ -32,13 +37,20 @@ __all__ = [
 
 
 def build_client(
-    provider: Provider, limits: Limits, *, cache: ResponseCache | None, stats: CallStats | None = None
+    provider: Provider,
+    limits: Limits,
+    *,
+    cache: ResponseCache | None,
+    stats: CallStats | None = None,
+    budget: Budget | None = None,
+    price: Price | None = None,
 ) -> Provider:
     """Compose the wrappers around `provider` from `limits`; every layer reports into one `CallStats`."""
     stats = stats if stats is not None else CallStats()
-    client: Provider = Limited(
-        provider, concurrency=limits.concurrency, rpm=limits.rpm, tpm=limits.tpm, stats=stats
-    )
+    client: Provider = provider
+    if budget is not None:
+        client = Budgeted(client, budget, price)
+    client = Limited(client, concurrency=limits.concurrency, rpm=limits.rpm, tpm=limits.tpm, stats=stats)
     client = Breaker(client, stats=stats)  # unreachable or key rejected: stop every attempt (not retried)
     client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
     if cache is not None:

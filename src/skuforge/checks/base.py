@@ -7,7 +7,10 @@ that check decides whether the item is flagged (goes to review) or failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +41,12 @@ class CheckItem(BaseModel):
     locale: str | None = Field(None, description="target locale of this item, e.g. 'de' or 'zh-CN'")
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     row_id: str = ""
+    calls: Any = Field(
+        None,
+        exclude=True,
+        description="for checks that call a model: `await item.calls.generate(model, request)` goes "
+        "through the run's limits, retries, cache and budget, and its cost lands on this item",
+    )
 
 
 class Finding(BaseModel):
@@ -50,9 +59,11 @@ class Finding(BaseModel):
 
 
 class Check(Protocol):
+    """A check. `__call__` returns the findings, or an awaitable of them when it calls a model."""
+
     name: str
 
-    def __call__(self, item: CheckItem) -> list[Finding]: ...
+    def __call__(self, item: CheckItem) -> list[Finding] | Awaitable[list[Finding]]: ...
 
 
 CheckFactory = Callable[[CheckSpec], Check]
@@ -85,6 +96,26 @@ def build(spec: CheckSpec) -> Check:
         hint = f"Did you mean '{close[0]}'?" if close else f"Known checks: {', '.join(sorted(_REGISTRY))}."
         raise RecipeError(f"Unknown check '{spec.check}'.", hint)
     return _REGISTRY[spec.check](spec)
+
+
+def findings_now(check: Check, item: CheckItem) -> list[Finding]:
+    """A check's findings from synchronous code (a review edit); an asynchronous check runs to its end on
+    a private event loop in a helper thread, so this works whether or not the caller is inside a loop."""
+    found = check(item)
+    if not inspect.isawaitable(found):
+        return found
+    awaitable = found
+
+    async def wait() -> list[Finding]:
+        try:
+            return await awaitable
+        finally:
+            close = getattr(check, "aclose", None)  # sessions opened on this private loop end with it
+            if close is not None:
+                await close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, wait()).result()
 
 
 def verdict(findings: list[Finding]) -> Literal["done", "flagged", "failed"]:

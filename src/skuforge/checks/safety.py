@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
-from collections.abc import Coroutine
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 from skuforge.checks.base import Action, CheckItem, CheckSpec, Finding, register
 from skuforge.checks.outputs import as_fields, strings
 from skuforge.errors import RecipeError
 from skuforge.safety.matcher import Match
 from skuforge.safety.packs import DEFAULT_PACKS, PackSet, load_packs
-
-T = TypeVar("T")
 
 
 @lru_cache(maxsize=16)
@@ -76,21 +72,13 @@ class SafetyCheck:
         return findings or [Finding(check=self.name, ok=True)]
 
 
-class _LoopThread:
-    """One event loop in a daemon thread, so a synchronous check can await a provider that keeps its
-    connections on one loop, whether or not the caller is itself inside a running loop."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True, name="skuforge-moderation").start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-
 @register("moderation")
 class ModerationCheck:
-    """Model-based moderation of every string of the output; see skuforge.safety.moderation."""
+    """Model-based moderation of every string of the output; see skuforge.safety.moderation.
+
+    It is asynchronous: inside a run, its guard-prompt calls go through the run's own wrappers (limits,
+    retries, cache, budget) via `item.calls`, and their cost lands on the item; requests in flight keep
+    flowing while it waits. The `/moderations` endpoint keeps one session per check, opened on first use."""
 
     name = "moderation"
 
@@ -108,18 +96,14 @@ class ModerationCheck:
                 "The moderation check needs 'model' (a chat model for the guard prompt) or 'endpoint'.",
                 "Write e.g. '- {check: moderation, model: \"openai:gpt-4o-mini\", threshold: 0.5}'.",
             )
-        self._loop: _LoopThread | None = None
+        self._client: Any = None
+        self._client_loop: Any = None
 
-    def _runner(self) -> _LoopThread:
-        if self._loop is None:
-            self._loop = _LoopThread()
-        return self._loop
-
-    def __call__(self, item: CheckItem) -> list[Finding]:
+    async def __call__(self, item: CheckItem) -> list[Finding]:
         texts = [(p, t) for p, t in strings(item.output, self.fields) if t.strip()]
         if not texts:
             return [Finding(check=self.name, ok=True)]
-        verdicts = self._runner().run(self._moderate([t for _, t in texts]))
+        verdicts = await self._moderate([t for _, t in texts], item.calls)
         findings = []
         for (path, _), verdict in zip(texts, verdicts, strict=True):
             if verdict.safe:
@@ -139,22 +123,37 @@ class ModerationCheck:
             )
         return findings or [Finding(check=self.name, ok=True)]
 
-    async def _moderate(self, texts: list[str]) -> list[Any]:
+    async def _moderate(self, texts: list[str], calls: Any) -> list[Any]:
         from skuforge.safety import moderation
 
         if self.endpoint:
-            client = moderation.ModerationEndpoint(
-                str(self.endpoint),
-                api_key=os.environ.get(self.api_key_env),
-                threshold=self.threshold,
-                model=str(self.model or "omni-moderation-latest"),
-            )
-            try:  # one session per item: nothing is left open when the check is dropped
-                return list(await client.moderate(texts))
-            finally:
-                await client.aclose()
+            loop = asyncio.get_running_loop()
+            if self._client is None or self._client_loop is not loop:  # a session serves one loop
+                self._client_loop = loop
+                self._client = moderation.ModerationEndpoint(
+                    str(self.endpoint),
+                    api_key=os.environ.get(self.api_key_env),
+                    threshold=self.threshold,
+                    model=str(self.model or "omni-moderation-latest"),
+                )
+            return list(await self._client.moderate(texts))
+        if self.provider is None and calls is not None:
+            return [await _guard(t, calls, str(self.model)) for t in texts]
         if self.provider is None:
             from skuforge.providers.registry import get_provider
 
             self.provider = get_provider(str(self.model))
         return [await moderation.guard_verdict(t, self.provider) for t in texts]
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+async def _guard(text: str, calls: Any, model: str) -> Any:
+    """The guard prompt through the run's wrappers (`item.calls`), so it is limited, cached and paid for."""
+    from skuforge.safety import moderation
+
+    result = await calls.generate(model, moderation.guard_request(text))
+    return moderation.parse_guard(result.text, model)

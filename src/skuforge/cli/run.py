@@ -64,10 +64,11 @@ ReviewSampleOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 ModeOpt = Annotated[
-    str, typer.Option("--mode", help="online (requests now) or batch (the provider's batch API: half price).")
+    str | None,
+    typer.Option("--mode", help="online (requests now) or batch (the provider's batch API: half price)."),
 ]
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", help="local (this process) or ray (Ray Data; the 'ray' extra).")
+    str | None, typer.Option("--executor", help="local (this process) or ray (Ray Data; the 'ray' extra).")
 ]
 RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="An existing Ray cluster, e.g. ray://head:10001 or auto.")
@@ -146,56 +147,15 @@ def long_run_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def make_runner(
-    store: Store,
-    job: Job,
-    settings: Settings,
-    *,
-    mode: str = "online",
-    executor: str = "local",
-    ray_address: str | None = None,
-    on_progress: Any = None,
-) -> Any:
-    """The runner for a mode and executor; all of them record into the same store the same way."""
-    if mode not in ("online", "batch") or executor not in ("local", "ray"):
-        raise UserError(
-            f"Unknown --mode '{mode}' or --executor '{executor}'.",
-            "Use --mode online|batch and --executor local|ray.",
-        )
-    if mode == "batch" and executor == "ray":
-        raise UserError(
-            "--mode batch runs in this process; it cannot use --executor ray.", "Drop one of them."
-        )
-    if mode == "batch":
-        from skuforge.engine.batch import BatchRunner
+def execute(store: Store, job: Job, settings: Settings, *, quiet: bool, as_json: bool = False) -> RunProgress:
+    """Run the job on its executor with a progress bar, then export it and print the summary."""
+    from skuforge.engine.executors import make_executor
 
-        return BatchRunner(store, job, settings=settings, on_progress=on_progress)
-    if executor == "ray":
-        from skuforge.engine.ray_runner import RayRunner
-
-        return RayRunner(store, job, settings=settings, on_progress=on_progress, address=ray_address)
-    from skuforge.engine.runner import Runner
-
-    return Runner(store, job, settings=settings, on_progress=on_progress)
-
-
-def execute(
-    store: Store,
-    job: Job,
-    settings: Settings,
-    *,
-    quiet: bool,
-    as_json: bool = False,
-    mode: str = "online",
-    executor: str = "local",
-    ray_address: str | None = None,
-) -> RunProgress:
-    """Run the job with a progress bar, then export it and print the summary."""
     title = f"{Path(job.recipe).stem} · {job.model}"
+    runner = make_executor(store, job, settings)
+    runner.prepare()  # catalog, recipe, model and key: every input error comes before the progress bar
     with live_progress(title, quiet=quiet or as_json) as update:
-        runner = make_runner(
-            store, job, settings, mode=mode, executor=executor, ray_address=ray_address, on_progress=update
-        )
+        runner.on_progress = update
         try:
             with long_run_gc():
                 progress = asyncio.run(runner.run())
@@ -277,8 +237,8 @@ def run(
     as_json: JsonOpt = False,
     review_sample: ReviewSampleOpt = 0.0,
     from_trial: FromTrialOpt = None,
-    mode: ModeOpt = "online",
-    executor: ExecutorOpt = "local",
+    mode: ModeOpt = None,
+    executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Run a recipe over a catalog and write the enriched catalog.
@@ -316,24 +276,26 @@ def run(
         recipe_dirs=[str(d.resolve()) for d in recipe_dir or []],
         review_sample=review_sample,
         out=str((out_path or default_out(catalog)).resolve()),
+        **executor_choice(mode, executor, ray_address),
     )
     store = open_store(settings.store_url())
     try:
         job, continued = start_job(store, spec)
         if continued and not (quiet or as_json):
             console.print(f"Continuing job [bold]{job.id}[/]: finished items are not sent again.")
-        execute(
-            store,
-            job,
-            settings,
-            quiet=quiet,
-            as_json=as_json,
-            mode=mode,
-            executor=executor,
-            ray_address=ray_address,
-        )
+        execute(store, job, settings, quiet=quiet, as_json=as_json)
     finally:
         store.close()
+
+
+def executor_choice(mode: str | None, executor: str | None, ray_address: str | None) -> dict[str, Any]:
+    """The executor flags that were given, checked; the others keep the job's (or the default) values."""
+    from skuforge.engine.executors import check_choice
+
+    given = {"mode": mode, "executor": executor, "ray_address": ray_address}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    check_choice(chosen.get("mode", "online"), chosen.get("executor", "local"))
+    return chosen
 
 
 def resume(
@@ -341,8 +303,8 @@ def resume(
     max_cost: MaxCostOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
-    mode: ModeOpt = "online",
-    executor: ExecutorOpt = "local",
+    mode: ModeOpt = None,
+    executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Continue a paused, failed or interrupted job; finished items are not sent again."""
@@ -350,19 +312,13 @@ def resume(
     store = open_store(settings.store_url())
     try:
         job = store.get_job(job_id)
+        changed = executor_choice(mode, executor, ray_address)
         if max_cost is not None:
-            store.update_job(job.id, settings={**job.settings, "max_cost": max_cost})
+            changed["max_cost"] = max_cost
+        if changed:
+            store.update_job(job.id, settings={**job.settings, **changed})
             job = store.get_job(job.id)
-        execute(
-            store,
-            job,
-            settings,
-            quiet=quiet,
-            as_json=as_json,
-            mode=mode,
-            executor=executor,
-            ray_address=ray_address,
-        )
+        execute(store, job, settings, quiet=quiet, as_json=as_json)
     finally:
         store.close()
 

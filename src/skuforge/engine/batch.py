@@ -1,41 +1,48 @@
-"""Batch mode (`skuforge run ... --mode batch`): the same job through a provider's batch API, at half price.
+"""Batch mode (`skuforge run ... --mode batch`): the same items through a provider's batch API, at half price.
 
-The job, its items, keys, checks and export are the local runner's; only the way requests travel differs.
-A run is a few rounds. Each round waits for the batches in flight, then streams the catalog once: it
-records the answers that came back (parse, checks, store — exactly as online), and puts every item that
-is still unfinished (new, failed or expired) into batch files, split at `max_lines` / `max_bytes`. A later
-step of a recipe goes out in the round after the step it reads from came back.
+The job, its items, keys, pipeline, checks and export are those of every run; only the way requests travel
+differs. A run is a few rounds. Each round waits for the batches in flight, then streams the catalog once: it
+records the answers that came back (parse and checks by the same `ItemPipeline`), and puts every item that is
+still unfinished (new, failed or expired) into batch files, split at `max_lines` / `max_bytes`. A later step
+of a recipe goes out in the round after the step it reads from came back. Identical requests (two rows with
+the same product data) go out as one line, so every line's `custom_id` is unique, as the providers require.
 
-Batch ids and the items in each batch are kept in the store (table `provider_batches`) the moment a batch
-is created, so a process that is killed while batches are in flight picks them up on the next run of the
-same job instead of paying for them twice. Results of one round are held in memory until recorded
-(about 1 KB a line); for tens of millions of rows use smaller files or the Ray executor.
+Money: each line reserves its estimated cost at the batch price before it is queued, and a line that would
+take the job past `--max-cost` is not sent. The reservation of a submitted batch is kept in the store with
+the batch, so a run killed while batches are in flight counts them on the next run, and pays for no line
+twice: batch ids and the lines of each batch are stored the moment the batch is created, and the next run of
+the same job collects them instead of sending them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, select, update
 
-from skuforge.catalog import CatalogRow
+from skuforge.calls.budget import estimate_cost
 from skuforge.engine.batch_api import BatchAPI, LineResult, batch_api_for
-from skuforge.engine.progress import RunProgress
-from skuforge.engine.runner import CHUNK_ROWS, Runner, StepOutcome, item_key, variant_label
-from skuforge.errors import OutputError, RecipeError
-from skuforge.providers.base import Request, Usage
-from skuforge.store import FINISHED, ItemOutcome, ItemRecord
+from skuforge.engine.local import chunked
+from skuforge.engine.pipeline import Planned, Spend, walk_row
+from skuforge.engine.prior import Prior
+from skuforge.errors import BudgetExceeded, ProviderUnavailable
+from skuforge.providers.base import Result, Usage
+from skuforge.store import ItemOutcome
+
+if TYPE_CHECKING:
+    from skuforge.engine.runner import Runner
 
 log = logging.getLogger("skuforge.engine.batch")
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
+CHUNK_ROWS = 256
 
 batch_metadata = MetaData()
 provider_batches = Table(
@@ -46,19 +53,26 @@ provider_batches = Table(
     Column("model", Text, nullable=False),
     Column("state", String(16), nullable=False),  # submitted | recorded | cancelled
     Column("lines", Integer, nullable=False),
-    Column("items", Text, nullable=False),  # JSON {custom_id: [row_index, row_id, step, variant]}
+    Column("items", Text, nullable=False),  # JSON {custom_id: item key}
+    Column("reserved", Float, nullable=False, default=0.0),  # estimated cost held for the batch's lines
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
 
 
+def custom_id(key: str) -> str:
+    """A line's id: unique per item key (identical requests share a line), <= 64 chars of [A-Za-z0-9_-]."""
+    return "k" + hashlib.sha256(key.encode()).hexdigest()[:48]
+
+
 @dataclass(slots=True)
 class Flight:
-    """A batch in flight: its id, model and which item each line is."""
+    """A batch in flight: its id, model, the item key of each line and the cost reserved for it."""
 
     batch_id: str
     model: str
-    items: dict[str, list[Any]]
+    keys: dict[str, str]
+    reserved: float = 0.0
 
 
 @dataclass
@@ -66,67 +80,59 @@ class _File:
     """Lines waiting to be sent as one batch for one model."""
 
     lines: list[bytes] = field(default_factory=list)
-    items: dict[str, list[Any]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
     size: int = 0
+    reserved: float = 0.0
 
 
-class BatchRunner(Runner):
-    """Runs a job through provider batch APIs; resumable while batches are in flight."""
+class BatchExecutor:
+    """Runs a job's items through provider batch APIs; resumable while batches are in flight."""
 
     def __init__(
         self,
-        store: Any,
-        job: Any,
         *,
         poll_s: float | None = None,
         max_lines: int = MAX_LINES,
         max_bytes: int = MAX_BYTES,
         max_rounds: int = 3,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(store, job, **kwargs)
-        poll_s = poll_s if poll_s is not None else float(os.environ.get("SKUFORGE_BATCH_POLL_S") or 30.0)
-        self.poll_s, self.max_lines, self.max_bytes, self.max_rounds = (
-            poll_s,
-            max_lines,
-            max_bytes,
-            max_rounds,
-        )
+        env_poll = float(os.environ.get("SKUFORGE_BATCH_POLL_S") or 30.0)
+        self.poll_s = poll_s if poll_s is not None else env_poll
+        self.max_lines, self.max_bytes, self.max_rounds = max_lines, max_bytes, max_rounds
         self.batches_submitted = 0
         self._apis: dict[str, BatchAPI] = {}
         self._tries: dict[str, int] = {}  # item key -> lines sent for it by this process
         self._files: dict[str, _File] = {}
-        batch_metadata.create_all(store.engine)
+        self._queued: set[str] = set()
 
     # -- the run ---------------------------------------------------------------------------------------
-    async def _execute(self) -> None:
-        for step in self.recipe.steps:
-            model = step.model or self.spec.model
-            if model not in self._apis:
-                self._apis[model] = batch_api_for(self._clients[model])
-        await self._rounds()
-
-    async def _close(self) -> None:
-        for api in self._apis.values():
-            await api.aclose()
-        if self._cache is not None:
-            self._cache.close()
-
-    def _conclude(self) -> RunProgress:
-        counts = self.store.counts(self.job.id)  # a line that failed, then succeeded, counts once
-        for name in ("done", "flagged", "failed", "skipped"):
-            setattr(self.progress, name, getattr(counts, name))
-        return super()._conclude()
+    async def execute(self, run: Runner) -> None:
+        self.run = run
+        run.budget.durable_holds = False  # a batch's reservation is stored with the batch instead
+        batch_metadata.create_all(run.store.engine)
+        for model in run.ctx.models():
+            self._api(model)
+        try:
+            await self._rounds()
+        finally:
+            for api in self._apis.values():
+                await api.aclose()
+            counts = run.store.counts(run.job.id)  # a line that failed, then succeeded, counts once
+            for name in ("done", "flagged", "failed", "skipped"):
+                setattr(run.progress, name, getattr(counts, name))
 
     async def _rounds(self) -> None:
         flights = self.in_flight()
         if flights:
-            log.info("resuming %d batch(es) in flight for job %s", len(flights), self.job.id)
+            log.info("resuming %d batch(es) in flight for job %s", len(flights), self.run.job.id)
+        for flight in flights:
+            self.run.budget.reserved += flight.reserved
         while True:
-            results = await self._collect(flights) if flights else {}
-            self.progress.rows_done = 0
-            sent = await self._pass(results)
-            self.store.flush()
+            answers = await self._collect(flights) if flights else {}
+            for flight in flights:
+                self.run.budget.settle(flight.reserved, 0.0)  # each line settles its own cost
+            sent = await self._pass(answers)
+            self.run.store.flush()
             self._mark([f.batch_id for f in flights], "recorded")
             flights = sent
             if not flights:
@@ -137,23 +143,27 @@ class BatchRunner(Runner):
         """Batches of this job created but not yet recorded (by this process or one that died)."""
         query = (
             select(provider_batches)
-            .where(provider_batches.c.job_id == self.job.id, provider_batches.c.state == "submitted")
+            .where(provider_batches.c.job_id == self.run.job.id, provider_batches.c.state == "submitted")
             .order_by(provider_batches.c.created_at)
         )
-        with self.store.engine.connect() as conn:
-            return [Flight(r.batch_id, r.model, orjson.loads(r.items)) for r in conn.execute(query)]
+        with self.run.store.engine.connect() as conn:
+            return [
+                Flight(r.batch_id, r.model, orjson.loads(r.items), r.reserved or 0.0)
+                for r in conn.execute(query)
+            ]
 
     def _persist(self, batch_id: str, model: str, file: _File) -> None:
         now = time.time()
-        with self.store.engine.begin() as conn:
+        with self.run.store.engine.begin() as conn:
             conn.execute(
                 provider_batches.insert().values(
                     batch_id=batch_id,
-                    job_id=self.job.id,
+                    job_id=self.run.job.id,
                     model=model,
                     state="submitted",
                     lines=len(file.lines),
-                    items=orjson.dumps(file.items).decode(),
+                    items=orjson.dumps(file.keys).decode(),
+                    reserved=file.reserved,
                     created_at=now,
                     updated_at=now,
                 )
@@ -162,28 +172,21 @@ class BatchRunner(Runner):
     def _mark(self, batch_ids: list[str], state: str) -> None:
         if not batch_ids:
             return
-        with self.store.engine.begin() as conn:
+        with self.run.store.engine.begin() as conn:
             conn.execute(
                 update(provider_batches)
                 .where(provider_batches.c.batch_id.in_(batch_ids))
                 .values(state=state, updated_at=time.time())
             )
 
-    async def cancel_all(self) -> int:
-        """Cancel this job's batches in flight (lines already answered are kept on the next run)."""
-        flights = self.in_flight()
-        for flight in flights:
-            await self._api(flight.model).cancel(flight.batch_id)
-        return len(flights)
-
     def _api(self, model: str) -> BatchAPI:
         if model not in self._apis:
-            self._apis[model] = batch_api_for(self._make_client(model))
+            self._apis[model] = batch_api_for(self.run.pipeline.client(model))
         return self._apis[model]
 
     # -- waiting and collecting ------------------------------------------------------------------------
-    async def _collect(self, flights: list[Flight]) -> dict[int, list[tuple[list[Any], LineResult, str]]]:
-        """Poll until every flight has ended, then read all their results, grouped by row index."""
+    async def _collect(self, flights: list[Flight]) -> dict[str, tuple[LineResult, str]]:
+        """Poll until every flight has ended, then read all their results, by item key."""
         pending = {f.batch_id: f for f in flights}
         while True:
             for batch_id, flight in list(pending.items()):
@@ -194,167 +197,118 @@ class BatchRunner(Runner):
                         log.warning("batch %s failed as a whole; its lines will be sent again", batch_id)
             if not pending:
                 break
-            self.progress.message = f"waiting for {len(pending)} batch(es)"
-            self._emit()
+            self.run.progress.message = f"waiting for {len(pending)} batch(es)"
+            self.run.emit()
             await asyncio.sleep(self.poll_s)
-        by_row: dict[int, list[tuple[list[Any], LineResult, str]]] = {}
+        answers: dict[str, tuple[LineResult, str]] = {}
         for flight in flights:
-            for result in await self._api(flight.model).results(flight.batch_id, list(flight.items)):
-                where = flight.items.get(result.custom_id)
-                if where is not None:
-                    by_row.setdefault(int(where[0]), []).append((where, result, flight.batch_id))
-        return by_row
+            for result in await self._api(flight.model).results(flight.batch_id, list(flight.keys)):
+                key = flight.keys.get(result.custom_id)
+                if key is not None:
+                    answers[key] = (result, flight.batch_id)
+        return answers
 
     # -- one pass over the catalog ---------------------------------------------------------------------
-    async def _pass(self, results: dict[int, list[tuple[list[Any], LineResult, str]]]) -> list[Flight]:
+    async def _pass(self, answers: dict[str, tuple[LineResult, str]]) -> list[Flight]:
+        run = self.run
+        run.progress.rows_done = 0
+        self._queued = set()
         sent: list[Flight] = []
-        for chunk in self._chunks():
-            prior = self._prior(chunk)
-            for row in chunk:
-                answers = {(w[2], w[3]): (r, b) for w, r, b in results.pop(row.index, [])}
-                sent += await self._row_lines(row, prior, answers)
-                self.progress.rows_done += 1
-            self._emit()
+        history = run.store.has_items(run.job.id)
+        first_step = run.ctx.steps[0]
+        for rows in chunked(run.ctx.rows(), CHUNK_ROWS):
+            first = [
+                [run.pipeline.plan(row, first_step, v, {}) for v in run.ctx.variants(first_step)]
+                for row in rows
+            ]
+            prior = Prior.load(run.store, run.job.id, rows, [p for ps in first for p in ps], history=history)
+            for row, planned in zip(rows, first, strict=True):
+                resolve = self._resolver(prior, answers, sent)
+                if await walk_row(run.pipeline, row, resolve, planned):
+                    run.progress.rows_done += 1
+            run.emit()
         for model in list(self._files):
             sent += await self._send(model)
         return sent
 
-    def _chunks(self) -> Iterator[list[CatalogRow]]:
-        chunk: list[CatalogRow] = []
-        for row in self.rows():
-            chunk.append(row)
-            if len(chunk) >= CHUNK_ROWS:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+    def _resolver(self, prior: Prior, answers: dict[str, tuple[LineResult, str]], sent: list[Flight]) -> Any:
+        async def resolve(planned: Planned) -> ItemOutcome | None:
+            return await self._resolve(planned, prior, answers, sent)
 
-    async def _row_lines(
-        self,
-        row: CatalogRow,
-        prior: dict[tuple[str, str, str], ItemRecord],
-        answers: dict[tuple[str, str], tuple[LineResult, str]],
-    ) -> list[Flight]:
-        """Record this row's answers, then queue the lines its unfinished items need; returns sent batches."""
-        outputs: dict[str, Any] = {}
-        sent: list[Flight] = []
-        for step in self.recipe.steps:
-            model = step.model or self.spec.model
-            variants = step.variants(self.params)
-            values: list[Any] = []
-            complete = True
-            for variant in variants:
-                label = variant_label(variant)
-                base: dict[str, Any] = {
-                    "row_id": row.row_id,
-                    "row_index": row.index,
-                    "step": step.name,
-                    "variant": label,
-                }
-                try:
-                    request = step.build_request(row.data, outputs, variant, self.params, row_label=row.line)
-                except RecipeError as exc:
-                    self._finish(ItemOutcome(**base, key="", status="failed", error=exc.message))
-                    return sent
-                if request is None:
-                    earlier = prior.get((row.row_id, step.name, label))
-                    if earlier is None or earlier.status != "skipped":
-                        self._finish(ItemOutcome(**base, key="", status="skipped"))
-                    values.append(None)
-                    continue
-                key = item_key(request, model, self.recipe, step)
-                outcome = self._known(prior.get((row.row_id, step.name, label)), key)
-                if outcome is None and (step.name, label) in answers:
-                    result, batch_id = answers[(step.name, label)]
-                    outcome = self._answered(row, step, variant, base, key, request, model, result, batch_id)
-                if outcome is not None and outcome.status in FINISHED:
-                    values.append(outcome.output)
-                    continue
-                complete = False
-                sent += await self._queue(model, key, request, base)
-            if not complete:
-                return sent  # a later step reads this one's outputs: it goes out in a later round
-            outputs[step.name] = (
-                values[0]
-                if variants == [{}]
-                else {variant_label(v): out for v, out in zip(variants, values, strict=True)}
-            )
-        return sent
+        return resolve
 
-    def _answered(
+    async def _resolve(
         self,
-        row: CatalogRow,
-        step: Any,
-        variant: dict[str, Any],
-        base: dict[str, Any],
-        key: str,
-        request: Request,
-        model: str,
-        result: LineResult,
-        batch_id: str,
-    ) -> StepOutcome:
-        """Record one line's result as the online runner would; a failed line may go out again."""
+        planned: Planned,
+        prior: Prior,
+        answers: dict[str, tuple[LineResult, str]],
+        sent: list[Flight],
+    ) -> ItemOutcome | None:
+        """Decided, found in earlier work, answered by a line that came back, or queued (None)."""
+        run = self.run
+        if planned.decided is not None:
+            if not prior.unchanged(planned.decided):
+                self._record(planned.decided)
+            return planned.decided
+        found = prior.find(planned)
+        if found is not None:
+            if not found.same_row:
+                self._record(run.pipeline.reused(planned, found.record))
+            run.progress.reused += 1
+            return found.record
+        if planned.key in answers:
+            outcome = await self._answered(planned, *answers[planned.key])
+            if outcome is not None:
+                return outcome
+        if not run.stopping:
+            sent += await self._queue(planned)
+        return None
+
+    async def _answered(self, planned: Planned, result: LineResult, batch_id: str) -> ItemOutcome | None:
+        """Record one line's result as an online run would. A failed line that is worth sending again
+        returns None (the item is queued again); its last failure is the outcome."""
+        run, key = self.run, planned.key
         tries = self._tries.get(key, 1)
         meta = {"batch": batch_id}
         if result.error is not None or result.text is None:
-            if not result.retry:
-                self._tries[key] = self.max_rounds
-            return self._finish(
-                ItemOutcome(
-                    **base,
-                    key=key,
-                    status="failed",
-                    error=f"batch line failed: {result.error}",
-                    attempts=tries,
-                    meta=meta,
-                ),
-                requests=1,
+            outcome = ItemOutcome(
+                **planned.base(),
+                key=key,
+                status="failed",
+                error=f"batch line failed: {result.error}",
+                attempts=tries,
+                meta=meta,
             )
+            self._record(outcome, requests=1)
+            again = result.retry and tries < self.max_rounds
+            return None if again else outcome
         usage = result.usage or Usage()
-        cost = self._batch_cost(model, usage)
-        try:
-            output = step.parse(self._api(model).text(result, request))
-        except OutputError as exc:
-            self._tries[key] = self.max_rounds  # the same request would get the same answer
-            return self._finish(
-                ItemOutcome(
-                    **base,
-                    key=key,
-                    status="failed",
-                    error=f"OutputError: {exc.message}",
-                    attempts=tries,
-                    cost=cost,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    meta=meta,
-                ),
-                requests=1,
-            )
-        return self._succeeded(
-            row,
-            step,
-            variant,
-            base,
-            key,
-            output,
-            usage,
-            cost,
-            attempts=tries,
-            cached=False,
-            requests=1,
-            meta=meta,
-        )
+        spend = Spend(attempts=tries - 1, cached=False)
+        cost = run.pipeline.cost(planned.model, usage, batch=True)
+        spend.add(Result(text=result.text, usage=usage), cost)
+        run.budget.settle(0.0, cost)
+        text = self._api(planned.model).text(result, planned.request)  # type: ignore[arg-type]
+        outcome = await run.pipeline.complete(planned, text, spend, meta)
+        self._record(outcome, requests=1)
+        return outcome
 
-    def _batch_cost(self, model: str, usage: Usage) -> float:
-        price = self._price(model)
-        return price.cost(usage, batch=True) if price is not None else 0.0
+    def _record(self, outcome: ItemOutcome, requests: int = 0) -> None:
+        self.run.count(outcome, requests)
+        self.run.store.record(self.run.job.id, [outcome])
 
     # -- writing and sending files ---------------------------------------------------------------------
-    async def _queue(self, model: str, key: str, request: Request, base: dict[str, Any]) -> list[Flight]:
-        if self._tries.get(key, 0) >= self.max_rounds:
+    async def _queue(self, planned: Planned) -> list[Flight]:
+        key, model = planned.key, planned.model
+        if key in self._queued or self._tries.get(key, 0) >= self.max_rounds:
             return []
         api = self._api(model)
-        cid = f"k{key[:48]}"
+        request = planned.request
+        assert request is not None
+        estimate = estimate_cost(api.provider, request, self.run.pipeline.price(model), batch=True)
+        if not self.run.budget.reserve(estimate):
+            self.run.stop(self.run.budget.stop_error())
+            return []
+        cid = custom_id(key)
         line = api.line(cid, request)
         sent: list[Flight] = []
         file = self._files.setdefault(model, _File())
@@ -362,8 +316,10 @@ class BatchRunner(Runner):
             sent += await self._send(model)
             file = self._files.setdefault(model, _File())
         file.lines.append(line)
+        file.keys[cid] = key
         file.size += len(line) + 1
-        file.items[cid] = [base["row_index"], base["row_id"], base["step"], base["variant"]]
+        file.reserved += estimate
+        self._queued.add(key)
         self._tries[key] = self._tries.get(key, 0) + 1
         return sent
 
@@ -371,8 +327,21 @@ class BatchRunner(Runner):
         file = self._files.pop(model, None)
         if file is None or not file.lines:
             return []
-        batch_id = await self._api(model).submit(file.lines)
+        try:
+            batch_id = await self._api(model).submit(file.lines)
+        except (ProviderUnavailable, BudgetExceeded) as exc:
+            self.run.budget.settle(file.reserved, 0.0)
+            self.run.stop(exc)
+            return []
         self._persist(batch_id, model, file)
         self.batches_submitted += 1
         log.info("submitted batch %s: %d lines, %d bytes", batch_id, len(file.lines), file.size)
-        return [Flight(batch_id, model, file.items)]
+        return [Flight(batch_id, model, file.keys, file.reserved)]
+
+    async def cancel_all(self, run: Runner) -> int:
+        """Cancel this job's batches in flight (lines already answered are kept on the next run)."""
+        self.run = run
+        flights = self.in_flight()
+        for flight in flights:
+            await self._api(flight.model).cancel(flight.batch_id)
+        return len(flights)

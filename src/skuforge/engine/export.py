@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.catalog import CatalogRow, infer_format, write_catalog
-from skuforge.engine.runner import CHUNK_ROWS, Runner, variant_label
+from skuforge.engine.context import JobContext, variant_label
+from skuforge.engine.local import CHUNK_ROWS, chunked
 from skuforge.store import ItemRecord, Job, Store
 
 STATUS_COLUMN = "skuforge_status"
@@ -31,15 +32,6 @@ class ExportSummary:
     failures: int = 0
     withheld: int = 0  # items left out by --approved-only
     columns: list[str] = field(default_factory=list)
-
-
-def _generated_columns(runner: Runner) -> list[str]:
-    names: list[str] = []
-    for step in runner.recipe.steps:
-        for name in step.column_names(runner.params):
-            if name not in names:
-                names.append(name)
-    return names
 
 
 def cited(meta: dict[str, Any] | None) -> list[str]:
@@ -67,10 +59,9 @@ def _rename(name: str, original: set[str]) -> str:
 class Exporter:
     def __init__(self, store: Store, job: Job, *, approved_only: bool = False) -> None:
         self.store, self.job, self.approved_only = store, job, approved_only
-        self.runner = Runner(store, job)
-        self.runner.prepare_for_export()
-        self.original = list(self.runner.catalog.columns)
-        self.generated = [_rename(n, set(self.original)) for n in _generated_columns(self.runner)]
+        self.ctx = JobContext.open(job)
+        self.original = list(self.ctx.catalog.columns)
+        self.generated = [_rename(n, set(self.original)) for n in self.ctx.generated_columns()]
         self.with_sources = has_sources(store, job)
         self.failures: list[dict[str, Any]] = []
         self.summary: ExportSummary | None = None
@@ -91,8 +82,8 @@ class Exporter:
         out: dict[str, Any] = dict(row.data)
         worst, notes, sources = "", [], []
         original = set(self.original)
-        for step in self.runner.recipe.steps:
-            for variant in step.variants(self.runner.params):
+        for step in self.ctx.steps:
+            for variant in self.ctx.variants(step):
                 item = items.get((step.name, variant_label(variant)))
                 status = item.status if item else "pending"
                 if item is not None and self._publishable(item):
@@ -123,20 +114,14 @@ class Exporter:
         return out
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        chunk: list[CatalogRow] = []
-        for row in self.runner.rows():
-            chunk.append(row)
-            if len(chunk) >= CHUNK_ROWS:
-                yield from self._chunk(chunk)
-                chunk = []
-        if chunk:
+        for chunk in chunked(self.ctx.rows(), CHUNK_ROWS):
             yield from self._chunk(chunk)
 
     def _chunk(self, rows: list[CatalogRow]) -> Iterator[dict[str, Any]]:
-        first, last = min(r.index for r in rows), max(r.index for r in rows)
+        """The chunk's rows joined with their items, found by product id (never by position)."""
         by_row: dict[str, dict[tuple[str, str], ItemRecord]] = {}
-        for item in self.store.items_in_range(self.job.id, first, last):
-            by_row.setdefault(item.row_id, {})[(item.step, item.variant)] = item
+        for (row_id, step, variant), item in self.store.prior(self.job.id, [r.row_id for r in rows]).items():
+            by_row.setdefault(row_id, {})[(step, variant)] = item
         for row in rows:
             self.summary.rows += 1  # type: ignore[union-attr]
             yield self._row(row, by_row.get(row.row_id, {}))

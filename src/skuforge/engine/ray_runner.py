@@ -1,38 +1,47 @@
-"""The Ray executor (`skuforge run ... --executor ray [--ray-address ADDR]`): the same job on Ray Data.
+"""The Ray executor (`skuforge run ... --executor ray [--ray-address ADDR]`): the same items on Ray Data.
 
 The driver splits the selected rows into blocks of `block_rows` and hands them to a pool of actors through
-Ray Data (`map_batches` over block ranges). Each actor is a local `Runner` over its block: it renders, calls
-the provider through the usual wrappers (cache, retries, per-actor limits), parses and checks exactly as the
-local executor does, so outputs match row by row. Limits are shared across the cluster: every request first
-takes a slot and its RPM/TPM cost from ONE named actor (`LimitCoordinator`), so twenty workers do not each
-take the full RPM, and a 429 seen by one worker pauses them all.
+Ray Data (`map_batches` over block ranges). Each actor runs its block with the local executor's scheduling
+over the same `ItemPipeline` (render, key, call, parse, checks), so outcomes match the local executor's item
+by item. Earlier work is looked up in the job's store by product and by item key, as everywhere.
 
-State: each block's outcomes are written by its actor as one Parquet part (`part-<start>.parquet`, written
-to a temporary name and renamed), and streamed back to the driver, which records them in the store (so
-`export`, `show` and review work as for a local run). A rerun reads the part of each block first and sends
-no request for an item whose key is unchanged and finished: resume by item key, without the store being
-reachable from the workers.
+Limits and money are shared across the cluster by ONE named actor, the `Coordinator`: every attempt takes a
+slot, its RPM/TPM cost and its estimated price from it, so twenty workers do not each take the full RPM or
+the full budget, and a 429 seen by one worker pauses them all. The coordinator keeps the job's budget ledger
+in the store (it runs on the driver's node, so it can open the same store).
+
+Outcomes: each block's outcomes are written by its actor as one Parquet part (written to a temporary name,
+then renamed) and streamed back to the driver, which records them in the store and removes the part. Parts
+left behind by a driver that was killed are recorded at the start of the next run, so a finished block is
+never sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from skuforge.calls import Cached, CallStats, ResponseCache, Retrying
+from skuforge.calls.budget import Budget
 from skuforge.config import home
+from skuforge.engine.context import JobContext
+from skuforge.engine.local import LocalExecutor
+from skuforge.engine.pipeline import ItemPipeline
 from skuforge.engine.progress import RunProgress
-from skuforge.engine.runner import Runner
-from skuforge.errors import RateLimitError, UserError, require
+from skuforge.errors import BudgetExceeded, ProviderUnavailable, RateLimitError, TransientError, require
 from skuforge.providers.base import Provider, Request, Result, Wrapper
-from skuforge.store import ItemOutcome, ItemRecord
+from skuforge.store import ItemOutcome, ItemRecord, Job, Store, open_store
+
+if TYPE_CHECKING:
+    from skuforge.engine.runner import Runner
 
 BLOCK_ROWS = 1024
 _COLUMNS = (
@@ -58,20 +67,37 @@ _JSON = ("output", "findings", "meta")
 _FORWARD_ENV = ("SKUFORGE_", "OPENAI_", "ANTHROPIC_", "DEEPSEEK_", "DASHSCOPE_", "OLLAMA_", "VLLM_")
 
 
-class LimitCoordinator:
-    """Cluster-wide concurrency and RPM/TPM (GCRA buckets), and a shared cool-down after a 429.
+class Coordinator:
+    """Cluster-wide concurrency, RPM/TPM (GCRA buckets), a shared cool-down after a 429, and the budget.
 
-    Runs as one named async Ray actor; `acquire` reserves a bucket slot at once (no race) and then waits
-    for its turn, so waiting costs no CPU and no polling."""
+    Runs as one named async Ray actor; `acquire` reserves a bucket slot and the attempt's cost at once (no
+    race) and then waits for its turn, so waiting costs no CPU and no polling."""
 
-    def __init__(self, concurrency: int, rpm: float | None, tpm: float | None, burst_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        rpm: float | None,
+        tpm: float | None,
+        *,
+        store_url: str | None = None,
+        job_id: str = "",
+        max_cost: float | None = None,
+        burst_s: float = 1.0,
+    ) -> None:
         self.concurrency, self.rpm, self.tpm, self.burst_s = concurrency, rpm, tpm, burst_s
         self.in_use = self.peak = self.admitted = 0
         self.tat_r = self.tat_t = -math.inf
         self.cool_until = 0.0
         self.waiters: deque[asyncio.Future[None]] = deque()
+        self.store = open_store(store_url) if store_url else None
+        self.budget = (
+            Budget.open(self.store, job_id, max_cost) if self.store is not None else Budget(max_cost)
+        )
 
-    async def acquire(self, tokens: float) -> None:
+    async def acquire(self, tokens: float, cost: float = 0.0) -> bool:
+        """A slot and the attempt's estimated cost; False (no slot taken) when the budget is spent."""
+        if not self.budget.reserve(cost):
+            return False
         if self.in_use >= self.concurrency or self.waiters:
             future = asyncio.get_running_loop().create_future()
             self.waiters.append(future)
@@ -79,6 +105,11 @@ class LimitCoordinator:
         else:
             self.in_use += 1
         self.peak = max(self.peak, self.in_use)
+        await asyncio.sleep(self._wait(tokens))
+        self.admitted += 1
+        return True
+
+    def _wait(self, tokens: float) -> float:
         now = time.monotonic()
         wait = max(0.0, self.cool_until - now)
         if self.rpm:
@@ -87,11 +118,14 @@ class LimitCoordinator:
         if self.tpm:
             wait = max(wait, self.tat_t - self.burst_s - now)
             self.tat_t = max(self.tat_t, now) + tokens * 60.0 / self.tpm
-        self.admitted += 1
-        if wait > 0:
-            await asyncio.sleep(wait)
+        return wait
 
-    def release(self, token_delta: float = 0.0) -> None:
+    def release(self, token_delta: float = 0.0, reserved: float = 0.0, cost: float = 0.0) -> None:
+        """Give the slot back; settle the reservation (`cost` < 0: sent, never answered — uncertain)."""
+        if cost < 0:
+            self.budget.settle_uncertain(reserved)
+        else:
+            self.budget.settle(reserved, cost)
         if self.tpm and token_delta:
             self.tat_t += token_delta * 60.0 / self.tpm
         while self.waiters:
@@ -105,50 +139,61 @@ class LimitCoordinator:
         self.cool_until = max(self.cool_until, time.monotonic() + seconds)
 
     def stats(self) -> dict[str, Any]:
-        return {"peak": self.peak, "admitted": self.admitted, "in_use": self.in_use}
+        return {
+            "peak": self.peak,
+            "admitted": self.admitted,
+            "in_use": self.in_use,
+            "exhausted": self.budget.exhausted,
+            "spent": self.budget.total,
+        }
+
+    def close(self) -> dict[str, Any]:
+        self.budget.close()
+        return self.stats()
 
 
 class ClusterLimited(Wrapper):
-    """Takes a cluster-wide slot from the coordinator around each attempt (it sits inside the retries)."""
+    """Takes a cluster-wide slot and budget from the coordinator around each attempt (inside the retries)."""
 
-    def __init__(self, inner: Provider, coordinator: Any, default_output_tokens: int = 256) -> None:
+    def __init__(
+        self, inner: Provider, coordinator: Any, price: Any, default_output_tokens: int = 256
+    ) -> None:
         super().__init__(inner)
-        self.coordinator = coordinator
+        self.coordinator, self.price = coordinator, price
         self.default_output_tokens = default_output_tokens
 
     async def generate(self, request: Request) -> Result:
+        from skuforge.calls.budget import estimate_cost
+
         text = "".join(m.content for m in request.messages)
-        estimate = self.inner.count_tokens(text) + (request.max_tokens or self.default_output_tokens)
-        await self.coordinator.acquire.remote(estimate)
-        delta = 0.0
+        tokens = self.inner.count_tokens(text) + (request.max_tokens or self.default_output_tokens)
+        reserved = estimate_cost(self.inner, request, self.price)
+        if not await self.coordinator.acquire.remote(tokens, reserved):
+            raise BudgetExceeded(
+                "The next request would take the job past its cost limit.",
+                "Nothing is lost. Raise the limit and continue: skuforge resume JOB --max-cost N",
+            )
+        delta, cost = 0.0, 0.0
         try:
             result = await self.inner.generate(request)
             used = result.usage.input_tokens + result.usage.output_tokens
-            delta = float(used - estimate) if used else 0.0
+            delta = float(used - tokens) if used else 0.0
+            cost = self.price.cost(result.usage) if self.price is not None else 0.0
             return result
         except RateLimitError as exc:
             self.coordinator.cooldown.remote(exc.retry_after or 1.0)
             raise
+        except TransientError as exc:
+            cost = -1.0 if exc.status is None else 0.0
+            raise
+        except (asyncio.CancelledError, TimeoutError):
+            cost = -1.0
+            raise
         finally:
-            self.coordinator.release.remote(delta)
+            self.coordinator.release.remote(delta, reserved, cost)
 
 
-class _PartStore:
-    """What a worker's Runner sees as its store: outcomes collected for the block's Parquet part."""
-
-    def __init__(self, prior: list[ItemRecord]) -> None:
-        self.prior, self.outcomes = prior, []  # type: ignore[var-annotated]
-
-    def record(self, _job_id: str, outcomes: Any) -> None:
-        self.outcomes.extend(outcomes)
-
-    def items_in_range(self, _job_id: str, first: int, last: int) -> list[ItemRecord]:
-        return [i for i in self.prior if first <= i.row_index <= last]
-
-    def flush(self) -> None:
-        pass
-
-
+# -- Parquet parts -----------------------------------------------------------------------------------------
 def _part_path(parts: str, start: int) -> Path:
     return Path(parts) / f"part-{start:012d}.parquet"
 
@@ -188,142 +233,211 @@ def write_part(path: Path, outcomes: list[Any]) -> None:
     """Write a block's outcomes atomically (temporary name, then rename): a part is whole or absent."""
     import pyarrow.parquet as pq
 
-    table = to_table(outcomes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
+    pq.write_table(to_table(outcomes), tmp)
     os.replace(tmp, path)
 
 
-class BlockWorker:
-    """A Ray Data actor: runs blocks of rows through a local Runner and returns their outcomes."""
+# -- the worker side ---------------------------------------------------------------------------------------
+class _BlockSink:
+    """The store as a block's actor sees it: earlier work is read from the job's store; outcomes are
+    collected for the block's Parquet part (durable when the part is written)."""
 
-    def __init__(self, job: Any, coordinator: str, namespace: str, parts: str, window: int) -> None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.outcomes: list[ItemOutcome] = []
+
+    def has_items(self, job_id: str) -> bool:
+        return self.store.has_items(job_id)
+
+    def prior(self, job_id: str, row_ids: Sequence[str]) -> dict[tuple[str, str, str], ItemRecord]:
+        return self.store.prior(job_id, row_ids)
+
+    def finished_by_keys(self, job_id: str, keys: Sequence[str]) -> dict[str, ItemRecord]:
+        return self.store.finished_by_keys(job_id, keys)
+
+    def record(
+        self,
+        job_id: str,
+        outcomes: Iterable[ItemOutcome],
+        on_durable: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        self.outcomes.extend(outcomes)
+        if on_durable is not None:
+            on_durable(None)
+
+    def flush(self) -> None:
+        """Nothing is queued: outcomes are written with the block's part."""
+
+
+class BlockRun:
+    """What the local executor needs to run one block inside a Ray actor (see `engine.runner.RunState`)."""
+
+    def __init__(self, job: Job, store_url: str, coordinator: Any, window: int) -> None:
+        from skuforge.engine.runner import Runner
+
+        self.job = job
+        self.store = _BlockSink(open_store(store_url))
+        base = Runner(self.store.store, job)
+        self.spec, self.settings = base.spec, base.settings
+        self.spec = self.spec.model_copy(
+            update={"limits": self.spec.limits.model_copy(update={"concurrency": window})}
+        )
+        self.ctx = JobContext.open(job, self.settings)
+        self.progress = RunProgress(job_id=job.id)
+        self.budget = Budget(None)
+        self.stop_error: BaseException | None = None
+        self._base, self._coordinator = base, coordinator
+        self._cache = ResponseCache() if self.spec.cache else None
+        self.pipeline = ItemPipeline(self.ctx, {}, prices=base.price, client_for=self.client)
+
+    def client(self, model: str) -> Provider:
+        stats, limits = CallStats(), self.spec.limits
+        client: Provider = ClusterLimited(
+            self._base.provider(model), self._coordinator, self._base.price(model)
+        )
+        client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
+        return Cached(client, self._cache, stats=stats) if self._cache is not None else client
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_error is not None
+
+    def stop(self, exc: BudgetExceeded | ProviderUnavailable) -> None:
+        self.stop_error = self.stop_error or exc
+
+    def count(self, outcome: ItemOutcome, requests: int = 0) -> None:
+        self.progress.requests += requests
+
+    def row_finished(self) -> None:
+        self.progress.rows_done += 1
+
+
+class BlockWorker:
+    """A Ray Data actor: runs blocks of rows and returns their outcomes (also written as a part)."""
+
+    def __init__(
+        self, job: Job, store_url: str, coordinator: str, namespace: str, parts: str, window: int
+    ) -> None:
         import ray
 
-        from skuforge.providers import get_provider
-
-        self.job, self.parts, self.window = job, parts, window
-        self.coordinator = ray.get_actor(coordinator, namespace=namespace)
+        self.parts = parts
         self.loop = asyncio.new_event_loop()
-        self.store = _PartStore([])
-        self.runner = Runner(
-            self.store,  # type: ignore[arg-type]
-            job,
-            provider_factory=lambda model: ClusterLimited(
-                get_provider(model, self.runner.settings), self.coordinator
-            ),
-        )
-        if self.runner.spec.cache:
-            from skuforge.calls import ResponseCache
+        handle = ray.get_actor(coordinator, namespace=namespace)
+        self.run = BlockRun(job, store_url, handle, window)
 
-            self.runner._cache = ResponseCache(home() / "ray-cache" / f"{job.id}-{os.getpid()}.db")
-        self.runner.prepare()
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        """One summary per block: where its part is, how many rows finished, how many items were reused."""
+        done: dict[str, list[Any]] = {"part": [], "rows": [], "reused": []}
+        for start, end in zip(batch["start"], batch["end"], strict=True):
+            part, rows, reused = self.loop.run_until_complete(self._block(int(start), int(end)))
+            done["part"].append(part)
+            done["rows"].append(rows)
+            done["reused"].append(reused)
+        return done
 
-    def __call__(self, batch: dict[str, Any]) -> Any:
-        import pyarrow as pa
+    async def _block(self, start: int, end: int) -> tuple[str, int, int]:
+        import itertools
 
-        tables = [
-            self.loop.run_until_complete(self._block(int(s), int(e)))
-            for s, e in zip(batch["start"], batch["end"], strict=True)
-        ]
-        return pa.concat_tables(tables) if tables else pa.table({})
-
-    async def _block(self, start: int, end: int) -> Any:
+        run = self.run
+        run.store.outcomes = []
+        run.progress = RunProgress(job_id=run.job.id)
+        rows = itertools.islice(run.ctx.rows(), start, end)
+        await LocalExecutor().execute(run, rows)
         path = _part_path(self.parts, start)
-        self.store.prior, self.store.outcomes = read_part(path), []
-        rows = list(itertools.islice(self.runner.rows(), start, end))
-        if rows:
-            prior = self.runner._prior(rows)
-            gate = asyncio.Semaphore(self.window)
-
-            async def one(row: Any) -> None:
-                async with gate:
-                    await self.runner._row(row, prior)
-
-            await asyncio.gather(*(one(r) for r in rows))
-        new = self.store.outcomes
-        fresh = {(o.row_id, o.step, o.variant) for o in new}
-        kept = [i for i in self.store.prior if (i.row_id, i.step, i.variant) not in fresh]
-        write_part(path, kept + new)  # reused items stay in the part, so the next rerun reuses them too
-        return to_table(new)
+        write_part(path, run.store.outcomes)
+        return str(path), run.progress.rows_done, run.progress.reused
 
 
-class RayRunner(Runner):
-    """Runs a job on Ray Data; records every outcome in the store as its block comes back."""
+# -- the driver side ---------------------------------------------------------------------------------------
+class RayExecutor:
+    """Runs a job's items on Ray Data; records every outcome in the store as its block comes back."""
 
     def __init__(
         self,
-        store: Any,
-        job: Any,
         *,
         address: str | None = None,
         block_rows: int = BLOCK_ROWS,
         workers: int | None = None,
         parts_dir: str | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(store, job, **kwargs)
-        self.address, self.block_rows, self.workers = address, block_rows, workers
-        self.parts = parts_dir or os.environ.get("SKUFORGE_RAY_PARTS") or str(home() / "ray" / job.id)
+        self.address, self.block_rows, self.workers, self.parts_dir = address, block_rows, workers, parts_dir
         self.coordinator_stats: dict[str, Any] = {}
 
-    def prepare(self) -> None:
-        """Catalog and recipe only: providers are made inside the Ray actors."""
-        self.prepare_for_export()
-        if self.spec.max_cost is not None:
-            raise UserError(
-                "--max-cost is not supported with --executor ray yet.", "Run locally, or drop it."
-            )
-
-    async def run(self) -> RunProgress:
+    async def execute(self, run: Runner) -> None:
         ray = require("ray", "the Ray executor", "ray")
+        self.run = run
+        self.parts = (
+            self.parts_dir or os.environ.get("SKUFORGE_RAY_PARTS") or str(home() / "ray" / run.job.id)
+        )
+        self._recover_parts()
+        run.budget = Budget(None)  # the coordinator keeps the ledger while the cluster runs
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(
                 address=self.address, include_dashboard=False, runtime_env={"env_vars": _forwarded_env()}
             )
-        self._ray = ray
         try:
-            return await super().run()
+            await asyncio.to_thread(self._drive, ray)
         finally:
             if started_here:
                 ray.shutdown()
+        if self.coordinator_stats.get("exhausted"):
+            run.stop(BudgetExceeded("The cost limit was reached on the cluster.", "Raise it and resume."))
 
-    async def _execute(self) -> None:
-        await asyncio.to_thread(self._drive, self._ray)
-
-    async def _close(self) -> None:
-        """Nothing to close here: each actor closes its own clients."""
+    def _recover_parts(self) -> None:
+        """Record what a killed driver left in parts, so those blocks are not sent again."""
+        folder = Path(self.parts)
+        for path in sorted(folder.glob("part-*.parquet")) if folder.exists() else []:
+            self.run.store.record(self.run.job.id, read_part(path))
+            self.run.store.flush()
+            path.unlink()
 
     def _ranges(self) -> list[dict[str, int]]:
-        total = self._count_rows()
+        total = self.run.ctx.count_rows()
         if total is None:
-            total = sum(1 for _ in self.rows())
-        self.progress.rows_total = total
+            total = sum(1 for _ in self.run.ctx.rows())
+        self.run.progress.rows_total = total
         return [
             {"start": s, "end": min(s + self.block_rows, total)} for s in range(0, total, self.block_rows)
         ]
+
+    def _coordinator(self, ray: Any) -> Any:
+        spec, store = self.run.spec, self.run.store
+        options: dict[str, Any] = {
+            "name": f"skuforge-limits-{self.run.job.id}",
+            "namespace": "skuforge",
+            "max_concurrency": 100_000,
+            "num_cpus": 0,
+            "get_if_exists": True,
+        }
+        if store.url.startswith("sqlite") and not ray.util.client.ray.is_connected():
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            node = ray.get_runtime_context().get_node_id()  # the store file is on this node
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+        limits = spec.limits
+        return (
+            ray.remote(Coordinator)
+            .options(**options)
+            .remote(
+                limits.concurrency,
+                limits.rpm,
+                limits.tpm,
+                store_url=store.url,
+                job_id=self.run.job.id,
+                max_cost=spec.max_cost,
+            )
+        )
 
     def _drive(self, ray: Any) -> None:
         ranges = self._ranges()
         if not ranges:
             return
-        limits = self.spec.limits
-        name, namespace = f"skuforge-limits-{self.job.id}", "skuforge"
-        coordinator = (
-            ray.remote(LimitCoordinator)
-            .options(
-                name=name,
-                namespace=namespace,
-                max_concurrency=100_000,
-                num_cpus=0,
-                get_if_exists=True,
-            )
-            .remote(limits.concurrency, limits.rpm, limits.tpm)
-        )
+        coordinator = self._coordinator(ray)
         workers = self.workers or max(1, min(len(ranges), int(ray.cluster_resources().get("CPU", 1))))
-        window = max(1, math.ceil(limits.concurrency / workers) * 2)
+        window = max(1, math.ceil(self.run.spec.limits.concurrency / workers) * 2)
         try:
             ds = ray.data.from_items(ranges, override_num_blocks=len(ranges))
             out = ds.map_batches(
@@ -331,39 +445,36 @@ class RayRunner(Runner):
                 batch_size=1,
                 concurrency=workers,
                 num_cpus=1,
-                batch_format="pyarrow",
+                batch_format="numpy",
                 runtime_env={"env_vars": _forwarded_env()},  # this run's settings, even on a running cluster
                 fn_constructor_kwargs={
-                    "job": self.job,
-                    "coordinator": name,
-                    "namespace": namespace,
+                    "job": self.run.job,
+                    "store_url": self.run.store.url,
+                    "coordinator": f"skuforge-limits-{self.run.job.id}",
+                    "namespace": "skuforge",
                     "parts": self.parts,
                     "window": window,
                 },
             )
-            for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
-                self._ingest(batch)
-            self.coordinator_stats = ray.get(coordinator.stats.remote())
+            for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                for part, rows, reused in zip(batch["part"], batch["rows"], batch["reused"], strict=True):
+                    self._ingest(Path(str(part)), int(rows), int(reused))
+            self.coordinator_stats = ray.get(coordinator.close.remote())
         finally:
             ray.kill(coordinator)
 
-    def _ingest(self, table: Any) -> None:
-        """Record a block's outcomes in the store and count them, as the local runner would have."""
-        outcomes = []
-        for row in table.to_pylist():
-            for name in _JSON:
-                row[name] = orjson.loads(row[name]) if row[name] is not None else None
-            outcomes.append(ItemOutcome(**row))
-        self.store.record(self.job.id, outcomes)
-        p = self.progress
+    def _ingest(self, part: Path, rows: int, reused: int) -> None:
+        """Record a block's outcomes in the store, count them, and drop the block's part."""
+        run = self.run
+        outcomes = read_part(part)
+        run.store.record(run.job.id, outcomes)
+        run.store.flush()
+        part.unlink(missing_ok=True)
         for o in outcomes:
-            setattr(p, o.status, getattr(p, o.status) + 1)
-            p.requests += o.attempts if not o.cached and o.key else 0
-            p.cost += o.cost
-            p.input_tokens += o.input_tokens
-            p.output_tokens += o.output_tokens
-        p.rows_done += len({o.row_id for o in outcomes})
-        self._emit()
+            run.count(o, o.attempts if not o.cached and o.key else 0)
+        run.progress.rows_done += rows
+        run.progress.reused += reused
+        run.emit()
 
 
 def _forwarded_env() -> dict[str, str]:

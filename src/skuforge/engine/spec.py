@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +42,11 @@ class JobSpec(BaseModel):
     recipe_dirs: list[str] = Field(default_factory=list)
     out: str | None = None
     kind: str = "run"
+    mode: Literal["online", "batch"] = Field(
+        "online", description="online requests, or the provider's batch API (half price, hours)"
+    )
+    executor: Literal["local", "ray"] = Field("local", description="this process, or Ray Data")
+    ray_address: str | None = Field(None, description="an existing Ray cluster; none starts a local one")
 
     @classmethod
     def create(cls, catalog: str | Path, **fields: Any) -> JobSpec:
@@ -80,6 +85,9 @@ class JobSpec(BaseModel):
             "max_cost": self.max_cost,
             "recipe_dirs": self.recipe_dirs,
             "review_sample": self.review_sample,
+            "mode": self.mode,
+            "executor": self.executor,
+            "ray_address": self.ray_address,
         }
 
     @classmethod
@@ -98,4 +106,7 @@ class JobSpec(BaseModel):
             out=job.out,
             kind=job.kind,
             review_sample=settings.get("review_sample", 0.0),
+            mode=settings.get("mode", "online"),
+            executor=settings.get("executor", "local"),
+            ray_address=settings.get("ray_address"),
         )

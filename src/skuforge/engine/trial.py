@@ -103,14 +103,14 @@ async def run_trial_async(
     progress = await runner.run()
     store.flush()
     latency = runner.latency_s_total / runner.latency_count if runner.latency_count else None
-    rows_total = count_selection(runner.catalog, spec.selection.where, spec.selection.limit)
+    rows_total = count_selection(runner.ctx.catalog, spec.selection.where, spec.selection.limit)
     records = list(store.items(job.id))
     projection = project(
         Sample(measures_from(records), rows=progress.rows_done, latency_s=latency),
         model=spec.model, rows_total=rows_total, limits=spec.limits, prices=settings.prices,
     )  # fmt: skip
     store.update_job(job.id, totals={"projection": projection.as_dict(), "latency_s": latency})
-    preview = _preview(runner, records)
+    preview = _preview(runner.ctx, records)
     return TrialResult(
         job=store.get_job(job.id), progress=progress, projection=projection, preview=preview,
         checks=check_summary(records), statuses=dict(Counter(r.status for r in records)),
@@ -136,22 +136,22 @@ def check_summary(records: list[Any]) -> dict[str, dict[str, int]]:
     return {name: {k: c[k] for k in ("passed", "flagged", "failed")} for name, c in sorted(summary.items())}
 
 
-def _input_fields(runner: Any) -> list[str]:
-    wanted = runner.recipe.required_columns(runner.params)
-    columns = runner.catalog.columns
+def _input_fields(ctx: Any) -> list[str]:
+    wanted = ctx.recipe.required_columns(ctx.params)
+    columns = ctx.catalog.columns
     ordered = [c for c in columns if c in wanted] + [c for c in columns if c not in wanted]
-    id_column = runner.catalog.id_column
+    id_column = ctx.catalog.id_column
     return [c for c in ordered if c != id_column][:PREVIEW_FIELDS]
 
 
-def _preview(runner: Any, records: list[Any]) -> list[PreviewItem]:
+def _preview(ctx: Any, records: list[Any]) -> list[PreviewItem]:
     """The sampled rows again (a second streaming pass), joined with their stored items."""
     by_row: dict[str, list[Any]] = {}
     for record in records:
         by_row.setdefault(record.row_id, []).append(record)
-    fields = _input_fields(runner)
+    fields = _input_fields(ctx)
     preview = []
-    for row in runner.rows():
+    for row in ctx.rows():
         item = PreviewItem(row.row_id, row.line, {f: row.data.get(f) for f in fields})
         for record in by_row.get(row.row_id, []):
             item.outputs.append({

@@ -28,7 +28,7 @@ QUESTION = "question"
 
 def _open(catalog: str | Path, id_column: str | None) -> Any:
     from skuforge.catalog import open_catalog
-    from skuforge.engine.runner import detect_id_column
+    from skuforge.engine.context import detect_id_column
 
     opened = open_catalog(catalog, id_column=id_column)
     if id_column is None and (found := detect_id_column(opened.columns)):

@@ -31,11 +31,10 @@ class ReviewContext:
 
     @cached_property
     def runner(self) -> Any:
-        from skuforge.engine.runner import Runner
+        """The job's `JobContext`: catalog, recipe and params (opened once)."""
+        from skuforge.engine.context import JobContext
 
-        runner = Runner(self.store, self.job)
-        runner.prepare_for_export()
-        return runner
+        return JobContext.open(self.job)
 
     @property
     def recipe(self) -> Recipe:
@@ -50,7 +49,7 @@ class ReviewContext:
 
     def variant(self, step: Step, label: str) -> dict[str, Any]:
         """The variant dict ({'locale': 'de'}) whose label an item carries ('de')."""
-        from skuforge.engine.runner import variant_label
+        from skuforge.engine.context import variant_label
 
         for variant in step.variants(self.params):
             if variant_label(variant) == label:

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from skuforge.checks.base import CheckItem, Finding, build, verdict
+from skuforge.checks.base import CheckItem, Finding, build, findings_now, verdict
 from skuforge.errors import OutputError, UserError
 from skuforge.recipes import Step
 
@@ -134,7 +134,7 @@ def check_edit(
     )
     findings: list[Finding] = []
     for spec in step.checks_for(params):
-        findings.extend(build(spec)(item))
+        findings.extend(findings_now(build(spec), item))
     status = verdict(findings)
     if status == "failed":
         reasons = "; ".join(f.reason for f in findings if not f.ok and f.action == "fail")

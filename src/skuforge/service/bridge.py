@@ -31,19 +31,18 @@ def full_run_spec(trial: Job) -> JobSpec:
 def projection(store: Store, job: Job, settings: Settings | None = None) -> dict[str, Any]:
     """The projected cost, tokens and time of the full run, from a finished trial's measured items,
     plus the trial's check results; the keys the console shows are flattened at the top."""
-    from skuforge.engine.runner import Runner
+    from skuforge.engine.context import JobContext
 
-    runner = Runner(store, job, settings=settings)
-    runner.prepare_for_export()
-    spec = runner.spec
-    rows_total = proj.count_selection(runner.catalog, spec.selection.where, spec.selection.limit)
+    ctx = JobContext.open(job, settings)
+    spec = ctx.spec
+    rows_total = proj.count_selection(ctx.catalog, spec.selection.where, spec.selection.limit)
     records = list(store.items(job.id))
     counts = store.counts(job.id)
     sample = proj.Sample(
         proj.measures_from(records), rows=counts.rows, latency_s=(job.totals or {}).get("latency_s")
     )
     projected = proj.project(sample, model=job.model, rows_total=rows_total, limits=spec.limits,
-                             prices=runner.settings.prices)  # fmt: skip
+                             prices=ctx.settings.prices)  # fmt: skip
     data = projected.as_dict()
     data.update(
         full_rows=rows_total, trial_rows=counts.rows, projected_cost=projected.cost_expected,

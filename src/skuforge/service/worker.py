@@ -101,9 +101,9 @@ class Worker:
                 task.cancel()
 
     async def _execute(self, job: Job) -> None:
-        from skuforge.engine.runner import Runner
+        from skuforge.engine.executors import make_executor
 
-        runner = Runner(
+        runner = make_executor(
             self.store,
             job,
             settings=self.settings,

@@ -1,8 +1,14 @@
-"""The job store: jobs, items (one per product x step x variant), reviews and schedules.
+"""The job store: jobs, items (one per product x step x variant), budget ledgers, reviews and schedules.
 
 SQLite in WAL mode under SKUFORGE_HOME by default, or any SQLAlchemy URL (PostgreSQL for a shared service).
 Item outcomes go through one writer thread that commits whatever has arrived as one transaction (group
-commit), so the event loop never waits on the disk and a kill -9 loses only outcomes not yet handed over.
+commit), so the event loop never waits on the disk. `record(..., on_durable=...)` calls back once the
+outcome is committed: an executor holds a request's slot until then, so a kill -9 loses only requests still
+in flight, never an answer the process has read and acknowledged.
+
+Earlier work is found by product, never by position: `prior(job, row_ids)` returns the items of those rows
+and `finished_by_keys(job, keys)` the finished items with those item keys (a row that moved, or an identical
+row elsewhere in the catalog, reuses them).
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,8 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from skuforge.errors import ConfigError, NotFoundError
-from skuforge.store.records import FINISHED, ItemOutcome, ItemRecord, Job, JobCounts
-from skuforge.store.schema import SCHEMA_VERSION, items, jobs, meta, metadata
+from skuforge.store.records import FINISHED, ItemOutcome, ItemRecord, Job, JobCounts, LedgerState
+from skuforge.store.schema import SCHEMA_VERSION, items, jobs, ledgers, meta, metadata
 
 _JOB_JSON = ("params", "selection", "settings", "totals")
 _ITEM_JSON = ("output", "findings", "meta")
@@ -63,30 +69,52 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+Durable = Callable[[BaseException | None], None]
+"""Called once an outcome is committed, with None; or with the error that stopped the commit."""
+
+
+@dataclass(slots=True)
+class _Outcome:
+    job_id: str
+    outcome: ItemOutcome
+    on_durable: Durable | None = None
+
+
+@dataclass(slots=True)
+class _Spend:
+    job_id: str
+    figures: LedgerState
+
+
 class _Writer(threading.Thread):
-    """Commits queued item outcomes in groups; `flush()` waits until everything queued is durable."""
+    """Commits queued item outcomes and ledger figures in groups, then calls each outcome's `on_durable`.
+
+    `flush()` waits until everything queued is durable."""
 
     def __init__(self, store: Store) -> None:
         super().__init__(name="skuforge-store-writer", daemon=True)
         self.store = store
-        self.queue: queue.Queue[tuple[str, ItemOutcome] | None] = queue.Queue()
+        self.queue: queue.Queue[_Outcome | _Spend | None] = queue.Queue()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         while True:
-            first = self.queue.get()
-            batch = [first]
+            batch = [self.queue.get()]
             while len(batch) < 4096:
                 try:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            rows = [b for b in batch if b is not None]
+            outcomes = [b for b in batch if isinstance(b, _Outcome)]
+            figures = {b.job_id: b.figures for b in batch if isinstance(b, _Spend)}  # the latest per job
             try:
-                if rows and self.error is None:
-                    self.store._write_items(rows)
+                if (outcomes or figures) and self.error is None:
+                    self.store._write(outcomes, figures)
             except BaseException as exc:  # surfaced to the caller on the next record/flush
                 self.error = exc
+            for entry in outcomes:
+                if entry.on_durable is not None:
+                    entry.on_durable(self.error)
             for _ in batch:
                 self.queue.task_done()
             if None in batch:
@@ -109,9 +137,15 @@ class Store:
         try:
             metadata.create_all(self.engine)
             with self.engine.begin() as conn:
+                for index in items.indexes:  # a store from an older version lacks the newer indexes
+                    index.create(conn, checkfirst=True)
                 row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
                 if row is None:
                     conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                elif int(row[0]) < SCHEMA_VERSION:
+                    conn.execute(
+                        update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+                    )
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise ConfigError(
                         f"The store {self.url} was written by a newer skuforge (schema {row[0]}).",
@@ -208,19 +242,32 @@ class Store:
         self.flush()
         with self.engine.begin() as conn:
             conn.execute(items.delete().where(items.c.job_id == job_id))
+            conn.execute(ledgers.delete().where(ledgers.c.job_id == job_id))
             conn.execute(jobs.delete().where(jobs.c.id == job_id))
 
     # -- items -----------------------------------------------------------------------------------------
-    def record(self, job_id: str, outcomes: Iterable[ItemOutcome]) -> None:
-        """Queue outcomes for the writer thread; they are committed within milliseconds."""
+    def record(self, job_id: str, outcomes: Iterable[ItemOutcome], on_durable: Durable | None = None) -> None:
+        """Queue outcomes for the writer thread; `on_durable` is called (in that thread) once all of them
+        are committed."""
+        writer = self._live_writer()
+        entries = list(outcomes)
+        for i, outcome in enumerate(entries):
+            writer.queue.put(_Outcome(job_id, outcome, on_durable if i == len(entries) - 1 else None))
+        if not entries and on_durable is not None:
+            on_durable(None)
+
+    def record_spend(self, job_id: str, figures: LedgerState) -> None:
+        """Queue the job's ledger figures (absolute totals); committed with the next group of outcomes."""
+        self._live_writer().queue.put(_Spend(job_id, figures))
+
+    def _live_writer(self) -> _Writer:
         with self._lock:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = _Writer(self)
                 self._writer.start()
         if self._writer.error is not None:
             raise self._writer.error
-        for outcome in outcomes:
-            self._writer.queue.put((job_id, outcome))
+        return self._writer
 
     def flush(self) -> None:
         """Block until every queued outcome is committed."""
@@ -230,19 +277,65 @@ class Store:
             if writer.error is not None:
                 raise writer.error
 
-    def _write_items(self, batch: list[tuple[str, ItemOutcome]]) -> None:
+    def _write(self, batch: list[_Outcome], figures: dict[str, LedgerState]) -> None:
         now = time.time()
         rows = []
-        for job_id, o in batch:
+        for entry in batch:
+            o, job_id = entry.outcome, entry.job_id
             row = asdict(o)
             for name in _ITEM_JSON:
                 row[name] = _dumps(row[name])
             row["cached"] = int(o.cached)
             row.update(job_id=job_id, updated_at=now)
             rows.append(row)
-        stmt = self._upsert()
         with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+            if rows:
+                conn.execute(self._upsert(), rows)
+            for job_id, state in figures.items():
+                self._put_ledger(conn, job_id, spent=state.spent, uncertain=state.uncertain)
+
+    # -- the budget ledger -----------------------------------------------------------------------------
+    def open_ledger(self, job_id: str) -> LedgerState:
+        """The job's spend so far, at the start of a run. What a previous run held for requests in flight
+        and never settled (it was killed) is moved to `uncertain`: it may have been charged."""
+        self.flush()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(ledgers).where(ledgers.c.job_id == job_id)).first()
+            if row is None:
+                spent = float(
+                    conn.execute(
+                        select(func.coalesce(func.sum(items.c.cost), 0.0)).where(items.c.job_id == job_id)
+                    ).scalar_one()
+                )  # a job from before the ledger: what its items cost
+                self._put_ledger(conn, job_id, spent=spent, uncertain=0.0, held=0.0)
+                return LedgerState(spent=spent)
+            state = LedgerState(spent=row.spent, uncertain=row.uncertain + row.held)
+            if row.held:
+                self._put_ledger(conn, job_id, uncertain=state.uncertain, held=0.0)
+            return state
+
+    def ledger(self, job_id: str) -> LedgerState:
+        """The job's ledger as stored now (held: what the run in progress has reserved)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ledgers).where(ledgers.c.job_id == job_id)).first()
+        if row is None:
+            return LedgerState()
+        return LedgerState(spent=row.spent, uncertain=row.uncertain, held=row.held)
+
+    def hold(self, job_id: str, amount: float) -> None:
+        """Make a reservation durable before the requests it covers are sent (a direct commit)."""
+        with self.engine.begin() as conn:
+            self._put_ledger(conn, job_id, held=amount)
+
+    def _put_ledger(self, conn: Any, job_id: str, **values: float) -> None:
+        values_at = {**values, "updated_at": time.time()}
+        done = conn.execute(update(ledgers).where(ledgers.c.job_id == job_id).values(**values_at))
+        if done.rowcount == 0:
+            conn.execute(
+                ledgers.insert().values(
+                    job_id=job_id, **{"spent": 0.0, "uncertain": 0.0, "held": 0.0, **values_at}
+                )
+            )
 
     def _upsert(self) -> Any:
         """The insert-or-update of items, built once: building it costs more than writing a few rows."""
@@ -266,6 +359,37 @@ class Store:
             data[name] = _loads(data[name])
         data["cached"] = bool(data["cached"])
         return ItemRecord(**data)
+
+    def has_items(self, job_id: str) -> bool:
+        """Whether any item of the job is stored (a first run needs no lookups)."""
+        self.flush()
+        with self.engine.connect() as conn:
+            query = select(items.c.row_id).where(items.c.job_id == job_id).limit(1)
+            return conn.execute(query).first() is not None
+
+    def prior(self, job_id: str, row_ids: Sequence[str]) -> dict[tuple[str, str, str], ItemRecord]:
+        """The items of these rows, by (row_id, step, variant): one query per chunk of rows."""
+        found: dict[tuple[str, str, str], ItemRecord] = {}
+        with self.engine.connect() as conn:
+            for part in _parts(list(dict.fromkeys(row_ids))):
+                query = select(items).where(items.c.job_id == job_id, items.c.row_id.in_(part))
+                for r in conn.execute(query):
+                    item = self._item_from_row(r)
+                    found[(item.row_id, item.step, item.variant)] = item
+        return found
+
+    def finished_by_keys(self, job_id: str, keys: Sequence[str]) -> dict[str, ItemRecord]:
+        """A finished item of this job for each of these item keys that has one (any row)."""
+        found: dict[str, ItemRecord] = {}
+        wanted = [k for k in dict.fromkeys(keys) if k]
+        with self.engine.connect() as conn:
+            for part in _parts(wanted):
+                query = select(items).where(
+                    items.c.job_id == job_id, items.c.key.in_(part), items.c.status.in_(FINISHED)
+                )
+                for r in conn.execute(query):
+                    found.setdefault(r.key, self._item_from_row(r))
+        return found
 
     def items_in_range(self, job_id: str, first: int, last: int) -> list[ItemRecord]:
         """Items whose row_index is in [first, last]: the engine's resume lookup, one query per chunk."""
@@ -366,6 +490,12 @@ class Store:
 
 
 _FINISHED = FINISHED
+_IN_LIMIT = 500  # values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def _parts(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _IN_LIMIT):
+        yield values[start : start + _IN_LIMIT]
 
 
 def open_store(url: str | None = None) -> Store:

@@ -77,3 +77,18 @@ class JobCounts:
     @property
     def finished(self) -> int:
         return self.done + self.flagged + self.failed + self.skipped
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """A job's money, across every run and executor: what answers cost (`spent`), what may have been
+    charged without an answer (`uncertain`: timeouts, requests in flight when a run was killed), and what
+    the run in progress holds for requests in flight (`held`). Budgets count all three."""
+
+    spent: float = 0.0
+    uncertain: float = 0.0
+    held: float = 0.0
+
+    @property
+    def committed(self) -> float:
+        return self.spent + self.uncertain

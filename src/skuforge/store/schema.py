@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 meta = Table(
@@ -63,7 +63,23 @@ items = Table(
     Column("updated_at", Float, nullable=False),
     Index("ix_items_job_index", "job_id", "row_index"),
     Index("ix_items_job_status", "job_id", "status"),
-    Index("ix_items_key", "key"),
+    Index("ix_items_job_key", "job_id", "key"),
+)
+
+ledgers = Table(
+    "ledgers",
+    metadata,
+    Column("job_id", String(40), primary_key=True),
+    Column(
+        "spent", Float, nullable=False, default=0.0
+    ),  # what answers cost, every run and executor of the job
+    Column(
+        "uncertain", Float, nullable=False, default=0.0
+    ),  # maybe charged, never answered (timeouts, kills)
+    Column(
+        "held", Float, nullable=False, default=0.0
+    ),  # reserved by the run in progress, durable before sending
+    Column("updated_at", Float, nullable=False),
 )
 
 reviews = Table(
