@@ -13,8 +13,10 @@ all off by default so the plain run measures the recipe as shipped:
 - `--opencc t2s|s2t`: convert the source between Traditional and Simplified Chinese before translating;
 - `--shots K`: K demonstrations before each title: the dev pairs most like it (character-bigram overlap),
   never the title itself, shown as earlier turns of the conversation;
-- `--fix`: a second request for an output that still has source-script text, asking for those fragments
-  to be translated (the "translate, then fix leftover fragments" pass);
+- `--fix whole|fragments`: a second request for an output that still has source-script text: `whole` asks
+  for the whole title again with those fragments translated, `fragments` asks for the fragments alone (in
+  the title's context) and puts their translations in place, `repair` continues the recipe's own
+  conversation with the script check's reason as a repair message (the "translate, then fix" pass);
 - `--recipe FILE` and `--set key=value`: another translation recipe or parameter.
 
 Prints the scores and writes the HTML and JSON report of `skuforge eval translation`. One request at a time:
@@ -38,6 +40,7 @@ from typing import Any
 from skuforge.checks.script import leftovers
 from skuforge.eval.translation import (
     FIELD,
+    Outcome,
     Pair,
     RecipeChain,
     load_pairs,
@@ -122,11 +125,76 @@ class Experiments(Provider):
         return await self.inner.generate(self.adapt(request))
 
 
-async def fix_pass(provider: Provider, pair: Pair, output: str, locale: str) -> str | None:
+def _object(keys: list[str]) -> dict[str, Any]:
+    props = {k: {"type": "string"} for k in keys}
+    return {"type": "object", "properties": props, "required": keys, "additionalProperties": False}
+
+
+async def fix_fragments(provider: Provider, pair: Pair, output: str, left: list[str]) -> str | None:
+    """Translate only the leftover fragments (in the title's context) and put them in place."""
+    request = Request(
+        messages=[
+            Message(
+                role="system",
+                content="Translate each Chinese phrase into English, as it is meant in the product title. "
+                "Answer with one JSON object: each phrase as a key, its English translation as the value.",
+            ),
+            Message(
+                role="user",
+                content=f"Product title: {pair.source}\nPhrases: {json.dumps(left, ensure_ascii=False)}",
+            ),
+        ],
+        json_schema=_object(left),
+        json_mode=True,
+        max_tokens=32 + 8 * sum(len(x) for x in left),
+        temperature=0.0,
+        tag="bench.fix-fragments",
+    )
+    result = await provider.generate(request)
+    try:
+        mapping = json.loads(result.text)
+    except ValueError:
+        return None
+    fixed = output
+    for fragment in sorted(left, key=len, reverse=True):
+        english = str(mapping.get(fragment) or "").strip()
+        if english:
+            fixed = re.sub(rf"\s*{re.escape(fragment)}\s*", f" {english} ", fixed)
+    return re.sub(r"\s+", " ", fixed).strip()
+
+
+async def fix_by_repair(
+    provider: Provider, chain: RecipeChain, pair: Pair, output: str, left: list[str], locale: str
+) -> str | None:
+    """The recipe's own conversation once more, with the script check's reason as the repair message."""
+    step = chain.recipe.steps[-1]
+    row = {FIELD: pair.source}
+    request = step.build_request(row, {}, {"locale": locale}, chain.params, row_label=pair.id)
+    quoted = ", ".join(f"'{x}'" for x in left)
+    reason = (
+        f"'{FIELD}' still has Chinese text from the source, untranslated into {locale}: {quoted}. "
+        "Translate it."
+    )
+    repair = step.repair_request(request, json.dumps({FIELD: output}, ensure_ascii=False), reason)
+    result = await provider.generate(repair)
+    try:
+        value = json.loads(result.text).get(FIELD)
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+async def fix_pass(
+    provider: Provider, chain: RecipeChain, pair: Pair, output: str, locale: str, mode: str
+) -> str | None:
     """Ask once more for an output with source-script leftovers; None when there was nothing to fix."""
     left = [x.text for x in leftovers(output, locale, source=pair.source) if x.from_source]
     if not left:
         return None
+    if mode == "fragments":
+        return await fix_fragments(provider, pair, output, list(dict.fromkeys(left)))
+    if mode == "repair":
+        return await fix_by_repair(provider, chain, pair, output, list(dict.fromkeys(left)), locale)
     fragments = ", ".join(dict.fromkeys(left))
     request = Request(
         messages=[
@@ -161,6 +229,20 @@ async def fix_pass(provider: Provider, pair: Pair, output: str, locale: str) -> 
     return value if isinstance(value, str) and value.strip() else None
 
 
+def reused(path: Path, pairs: list[Pair]) -> list[Outcome]:
+    """First-pass outcomes from an earlier report of the same pairs (status and output)."""
+    items = {i["id"]: i for i in json.loads(path.read_text(encoding="utf-8"))["items"]}
+    missing = [p.id for p in pairs if p.id not in items]
+    if missing:
+        raise SystemExit(
+            f"{path} has no output for pairs {missing[:5]}: run it with the same --part/--n/--seed."
+        )
+    return [
+        Outcome(output=items[p.id]["output"], status=items[p.id]["status"], seconds=items[p.id]["seconds"])
+        for p in pairs
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pairs", type=Path, help="parallel titles (TSV/CSV/JSONL), e.g. dev_pairs_zh_en.tsv")
@@ -173,7 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe parameter key=value")
     ap.add_argument("--opencc", choices=("t2s", "s2t"), default=None)
     ap.add_argument("--shots", type=int, default=0)
-    ap.add_argument("--fix", action="store_true")
+    ap.add_argument("--fix", choices=("whole", "fragments", "repair"), default=None)
+    ap.add_argument(
+        "--first-pass",
+        type=Path,
+        default=None,
+        help="a JSON report of the same pairs: reuse its outputs as the first pass (to compare --fix modes)",
+    )
     ap.add_argument("--out", type=Path, default=Path("out/eval-translation.html"))
     args = ap.parse_args(argv)
 
@@ -194,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
 
     async def go() -> list[Any]:
         async with provider:
-            outcomes = await translate_all(pairs, provider, chain, concurrency=1)
+            if args.first_pass:
+                outcomes = reused(args.first_pass, pairs)
+            else:
+                outcomes = await translate_all(pairs, provider, chain, concurrency=1)
             if args.fix:
                 for pair, outcome in zip(pairs, outcomes, strict=True):
-                    fixed = await fix_pass(provider.inner, pair, outcome.output, args.locale)
+                    fixed = await fix_pass(provider, chain, pair, outcome.output, args.locale, args.fix)
                     if fixed is not None:
                         outcome.output, outcome.requests = fixed, outcome.requests + 1
             return outcomes

@@ -56,6 +56,8 @@ def _check_templates(step: S.StepSpec, i: int, lines: LineMap) -> Iterator[tuple
             expressions.append(((*base, "input", "fields"), step.input.fields))
         if step.input.with_:
             expressions.append(((*base, "input", "with"), step.input.with_))
+        if step.input.opencc:
+            expressions.append(((*base, "input", "opencc"), step.input.opencc))
     if step.targets:
         expressions.append(((*base, "targets", "from"), step.targets.from_))
         if step.targets.allowed:

@@ -73,7 +73,7 @@ class InputSpec(BaseModel):
     `fields` lists required row fields or is a Jinja expression such as `targets`; `optional` lists fields
     left out when empty (a `?` suffix in `fields` means the same); `with` is an expression giving a mapping
     that fills fields the row leaves empty (e.g. `outputs.attributes`); `max_chars` shortens long values so
-    one product cannot flood the prompt.
+    one product cannot flood the prompt; `opencc` converts Chinese text (Traditional to Simplified, ...).
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -81,6 +81,11 @@ class InputSpec(BaseModel):
     optional: list[str] = Field(default_factory=list)
     with_: str | None = Field(None, alias="with")
     max_chars: int | None = Field(None, gt=0)
+    opencc: str | None = Field(
+        None,
+        description="an expression giving an OpenCC configuration (t2s, tw2sp, s2t ...) that converts the "
+        "Chinese of the data before the model sees it, or none (see skuforge.recipes.chinese)",
+    )
 
 
 class TargetsSpec(BaseModel):

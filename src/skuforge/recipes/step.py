@@ -22,7 +22,7 @@ from skuforge.checks.base import CheckSpec
 from skuforge.errors import MissingFieldError, RecipeError, SkuforgeError
 from skuforge.providers.base import Message, Request
 from skuforge.providers.tokens import estimate_tokens
-from skuforge.recipes import prompt
+from skuforge.recipes import chinese, prompt
 from skuforge.recipes.answer import parse_answer
 from skuforge.recipes.sandbox import (
     STRICT,
@@ -97,6 +97,7 @@ class Step:
         inp = spec.input if isinstance(spec.input, InputSpec) else None
         self._input_fields = compile_expression(inp.fields) if inp and isinstance(inp.fields, str) else None
         self._input_with = compile_expression(inp.with_) if inp and inp.with_ else None
+        self._opencc = compile_expression(inp.opencc) if inp and inp.opencc else None
         self._skip_when = compile_expression(spec.skip_when, lenient=True) if spec.skip_when else None
         self._variants = {key: compile_expression(expr) for key, expr in spec.variants.items()}
         self._requires = compile_expression(spec.requires) if isinstance(spec.requires, str) else None
@@ -448,7 +449,23 @@ class Step:
         for key, value in extra.items():
             if key not in data and not prompt.is_empty(value):
                 data[key] = prompt.shorten(value, inp.max_chars)
-        return dumps(data)
+        return dumps(self._converted(ctx, data, row_label))
+
+    def _converted(self, ctx: dict[str, Any], data: dict[str, Any], row_label: str) -> dict[str, Any]:
+        """The data with its Chinese converted by `input.opencc`; glossary terms stay as written."""
+        if self._opencc is None:
+            return data
+        with self._guard("input.opencc", ctx, row_label):
+            config = evaluate(self._opencc, ctx)
+        if not config:
+            return data
+        if config not in chinese.CONFIGS:
+            raise RecipeError(
+                f"{self._where('input.opencc')}: '{config}' (row {row_label}) is not an OpenCC configuration.",
+                f"Use one of: {', '.join(chinese.CONFIGS)}, or none to leave the data as it is.",
+            )
+        keep = [*self.recipe.glossary, *(ctx["params"].get("glossary") or [])]
+        return {key: chinese.convert(value, str(config), keep) for key, value in data.items()}
 
     def _example_messages(
         self, ctx: dict[str, Any], targets: list[str] | None, params: dict[str, Any], row_label: str, ask: str
