@@ -152,24 +152,34 @@ def test_rules_apply_by_locale(tmp_path: Path) -> None:
         "{{ 'x' * 10000000 }}",
     ],
 )
-def test_sandbox_escape_or_runaway_template_is_a_recipe_error(tmp_path: Path, template: str) -> None:
+def test_sandbox_escape_or_runaway_template_is_refused_when_the_recipe_loads(
+    tmp_path: Path, template: str
+) -> None:
     text = RECIPE.replace("Keep it short.", json.dumps(template))
-    recipe = load_recipe(str(_recipe(tmp_path, text)))
     with pytest.raises(RecipeError) as err:
-        recipe.steps[0].build_request(
-            {"title": "A", "material": "m", "brand": "B"}, {}, {}, recipe.params, row_label="1"
-        )
+        load_recipe(str(_recipe(tmp_path, text)))
+    assert (
+        "blurb.yaml:19: step 'blurb', requirements[0]: a render against a sample row was stopped by the "
+        "sandbox: " in err.value.message
+    )
+
+
+def test_a_template_that_blows_up_only_on_some_rows_is_stopped_when_that_row_renders(tmp_path: Path) -> None:
+    template = "{{ title|center(row.width|int) }}"  # the sample row's width is 0; this row's is a billion
+    recipe = load_recipe(str(_recipe(tmp_path, RECIPE.replace("Keep it short.", json.dumps(template)))))
+    row = {"title": "A", "material": "m", "brand": "B", "width": "999999999"}
+    with pytest.raises(RecipeError) as err:
+        recipe.steps[0].build_request(row, {}, {}, recipe.params, row_label="1")
     assert "requirements[0]" in err.value.message
-    assert "blurb.yaml:" in err.value.message
+    assert "center() would be 999,999,999 characters long, over the limit of 200,000" in err.value.message
 
 
 def test_a_row_field_cannot_mutate_or_reach_python_through_a_rule(tmp_path: Path) -> None:
     text = RECIPE.replace("category == 'Shoes'", "row.__class__.__name__ == 'dict'")
-    recipe = load_recipe(str(_recipe(tmp_path, text)))
-    with pytest.raises(RecipeError, match="sandbox"):
-        recipe.steps[0].build_request(
-            {"title": "A", "material": "m", "brand": "B"}, {}, {}, recipe.params, row_label="1"
-        )
+    with pytest.raises(
+        RecipeError, match="rules\\[0\\]: a render against a sample row was stopped by the sandbox"
+    ):
+        load_recipe(str(_recipe(tmp_path, text)))
 
 
 def test_an_undeclared_param_in_a_template_names_the_param(tmp_path: Path) -> None:

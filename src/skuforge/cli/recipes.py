@@ -22,6 +22,10 @@ RecipeDirOpt = Annotated[
 
 
 def _dirs(extra: list[Path] | None) -> list[Path]:
+    """The configured recipe directories and those given with --recipe-dir, which must exist."""
+    from skuforge.recipes import check_recipe_dirs
+
+    check_recipe_dirs(extra or [])
     return [*load_settings().recipe_dirs, *(extra or [])]
 
 
@@ -79,12 +83,15 @@ def show(
 
 @group.command()
 def validate(path: Annotated[Path, typer.Argument(help="A recipe .yaml file.")]) -> None:
-    """Check a recipe file: YAML, sections, output schema and every template, with line numbers."""
+    """Check a recipe file: YAML, sections, output schema and every template, with line numbers.
+
+    Each step is also rendered against a sample row, so a template that the sandbox would stop on every
+    row (too large, too many loop steps, too slow, unsafe) is reported here, not during a paid run."""
     from skuforge.recipes import validate_recipe_file
 
     problems = validate_recipe_file(path)
     if not problems:
-        out.print(f"[green]{path} is a valid recipe.[/]")
+        out.print(f"[green]{path} is a valid recipe; its templates render a sample row within the limits.[/]")
         return
     for problem in problems:
         out.print(str(problem), markup=False, highlight=False)

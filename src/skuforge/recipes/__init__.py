@@ -26,7 +26,14 @@ Public API: `load_recipe`, `list_recipes`, `validate_recipe_file`, `Recipe`, `St
 `RecipeProblem`.
 """
 
-from skuforge.recipes.loader import BUILTIN_DIR, list_recipes, load_recipe, search_dirs, validate_recipe_file
+from skuforge.recipes.loader import (
+    BUILTIN_DIR,
+    check_recipe_dirs,
+    list_recipes,
+    load_recipe,
+    search_dirs,
+    validate_recipe_file,
+)
 from skuforge.recipes.recipe import Recipe, RecipeInfo, RecipeProblem
 from skuforge.recipes.sandbox import language_name
 from skuforge.recipes.step import Step
@@ -37,6 +44,7 @@ __all__ = [
     "RecipeInfo",
     "RecipeProblem",
     "Step",
+    "check_recipe_dirs",
     "language_name",
     "list_recipes",
     "load_recipe",

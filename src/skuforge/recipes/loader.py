@@ -3,17 +3,23 @@
 Recipes are looked up by name in the directories given (in order), then `$SKUFORGE_HOME/recipes`, then the
 built-in ones shipped in `builtin/`; the first match wins, so a user recipe named `title` overrides the
 built-in `title` (and `list_recipes` says so). A `.yaml` path loads that file directly.
+
+A recipe is valid when its YAML, sections, schema and template syntax are right *and* each step renders
+against a sample row within the sandbox's bounds: a template that would blow up on every row is refused
+when the recipe loads, not after requests were paid for.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jinja2 import TemplateSyntaxError
+from jinja2.exceptions import SecurityError
 from pydantic import ValidationError
 
 from skuforge import config
@@ -21,7 +27,7 @@ from skuforge.errors import RecipeError
 from skuforge.recipes import spec as S
 from skuforge.recipes.answer import check_schema
 from skuforge.recipes.recipe import Recipe, RecipeInfo, RecipeProblem
-from skuforge.recipes.sandbox import compile_expression, compile_template
+from skuforge.recipes.sandbox import compile_expression, compile_template, dry_run
 from skuforge.recipes.yamlmap import LineMap
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -218,7 +224,8 @@ def _check_uncached(path: Path) -> tuple[Recipe | None, list[RecipeProblem]]:
 
 
 def _build(path: Path, spec: S.RecipeSpec, lines: LineMap, problems: list[RecipeProblem]) -> tuple:
-    """Construct the recipe and dry-run what needs only parameters (defaults, variants, columns, checks)."""
+    """Construct the recipe, dry-run what needs only parameters (defaults, variants, columns, checks), then
+    render every step against a sample row: a template the sandbox stops makes the recipe invalid."""
     try:
         recipe = Recipe(spec, source=path, where=lines.sections(spec, str(path)))
         for step in recipe.steps:
@@ -227,7 +234,102 @@ def _build(path: Path, spec: S.RecipeSpec, lines: LineMap, problems: list[Recipe
     except RecipeError as exc:
         problems.append(RecipeProblem(path, None, exc.message))
         return None, problems
-    return recipe, problems
+    problems += sample_render_problems(recipe, path)
+    return (None if problems else recipe), problems
+
+
+def sample_render_problems(recipe: Recipe, path: Path) -> list[RecipeProblem]:
+    """Render each step of `recipe`, for each of its variants, against a sample row (every field it names
+    set to "Sample <field>", earlier steps' outputs filled from their schemas) with knowledge bases stubbed.
+
+    Only what the sandbox stops is a problem (output or values too large, too many loop steps, too slow,
+    unsafe attributes): a template can fail on made-up data for reasons real rows never meet.
+    """
+    found: list[RecipeProblem] = []
+    params = recipe.params
+    outputs: dict[str, Any] = {}
+    with dry_run():
+        for step in recipe.steps:
+            row = {name: f"Sample {name}" for name in sample_fields(step, params)}
+            for variant in _variants(step, params):
+                problem = _sample_render(step, row, outputs, variant, params, path)
+                if problem is not None and problem not in found:
+                    found.append(problem)
+            outputs[step.name] = sample_value(step.output_schema)
+    return found
+
+
+def _variants(step: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return step.variants(params)
+    except RecipeError:
+        return [{}]
+
+
+def _sample_render(
+    step: Any, row: dict[str, Any], outputs: dict[str, Any], variant: dict[str, Any], params: Any, path: Path
+) -> RecipeProblem | None:
+    try:
+        step.build_request(row, dict(outputs), variant, params, row_label="sample")
+    except RecipeError as exc:
+        if isinstance(exc.__cause__, SecurityError):
+            line = re.search(rf"{re.escape(str(path))}:(\d+)\)", exc.message)
+            section = re.search(r"step '[^']*', ([^ :]+)", exc.message)
+            where = f"step '{step.name}', " + (section.group(1) if section else "a template")
+            reason = f"a render against a sample row was stopped by the sandbox: {exc.__cause__}"
+            return RecipeProblem(path, int(line.group(1)) if line else None, reason, where)
+    except Exception:  # noqa: BLE001 - made-up data may break a template in ways real rows never do
+        return None
+    return None
+
+
+def sample_fields(step: Any, params: dict[str, Any]) -> set[str]:
+    """The row fields a step's templates and input name, for its sample row."""
+    names = set(step.required_columns(params))
+    inp = step.spec.input
+    if isinstance(inp, S.InputSpec):
+        listed = inp.fields if isinstance(inp.fields, list) else []
+        names |= {name.rstrip("?") for name in [*listed, *inp.optional]}
+    return names
+
+
+def sample_value(schema: Any) -> Any:
+    """A small value that fits a JSON Schema: what an earlier step's output looks like to a later one."""
+    if not isinstance(schema, dict):
+        return "sample"
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return sample_value(schema[key][0])
+    kind = schema.get("type", "string")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        return {name: sample_value(sub) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [sample_value(schema.get("items") or {})]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "sample")
+
+
+def check_recipe_dirs(dirs: Sequence[Path | str]) -> None:
+    """Refuse a recipe directory that does not exist or is not a directory (e.g. `--recipe-dir /typo`).
+
+    Call it on directories a user gave, before anything else: an ignored directory means the run uses a
+    built-in recipe instead of the user's own one without a word.
+    """
+    for given in dirs:
+        directory = Path(given).expanduser()
+        if not directory.exists():
+            raise RecipeError(
+                f"Recipe directory {directory} does not exist.",
+                "Check the path given to --recipe-dir (or under recipe_dirs: in config.yaml).",
+            )
+        if not directory.is_dir():
+            raise RecipeError(
+                f"Recipe directory {directory} is a file, not a directory.",
+                "Give the folder that holds your recipe .yaml files; to use one recipe file, pass its path "
+                "to --recipe instead.",
+            )
 
 
 def validate_recipe_file(path: str | Path) -> list[RecipeProblem]:

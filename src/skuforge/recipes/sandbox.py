@@ -1,40 +1,39 @@
 """Sandboxed Jinja2 for recipe templates: recipes come from users, so a template may not reach Python.
 
 Templates run in an `ImmutableSandboxedEnvironment` (no `_`-attributes, no mutation of the row), with
-`StrictUndefined` so a field the row lacks is an error that names it, not an empty string. Each render has a
-budget: at most `MAX_OUTPUT` characters out and `MAX_ITERATIONS` steps of `range`, and string or list
-repetition is capped, so a hostile or careless template cannot exhaust memory or CPU.
+`StrictUndefined` so a field the row lacks is an error that names it, not an empty string. Every render is
+bounded in time, loop steps and the size of everything it builds, checked before the memory is spent (see
+`skuforge.recipes.bounds`): `{{ 'x'|center(999999999) }}` is refused at once, not after a gigabyte.
 
 `when:` expressions of conditional rules use a lenient twin: a catalog without a `category` column simply
 matches no category rule.
 
 Two globals reach knowledge bases (see `skuforge.knowledge.prompts`): `knowledge('kb', query=..., k=3,
 where=...)` and `examples(k=3)`. What they return is recorded while `recording_sources()` is open, so the step
-that renders a request can say which passages and examples it used.
+that renders a request can say which passages and examples it used. `dry_run()` turns them into empty
+stubs, for checking a recipe's templates against a sample row without touching a knowledge base.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
-import operator
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, pass_context
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-MAX_OUTPUT = 200_000
-MAX_ITERATIONS = 10_000
-MAX_SEQUENCE = 100_000
+from skuforge.recipes import bounds
+from skuforge.recipes.bounds import MAX_ITERATIONS, MAX_OUTPUT, BudgetError
 
-_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("recipe_loop_budget")
 _sources: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
     "recipe_sources", default=None
 )
+_dry_run: contextvars.ContextVar[bool] = contextvars.ContextVar("recipe_dry_run", default=False)
 
 
 class MissingName(UndefinedError):
@@ -43,10 +42,6 @@ class MissingName(UndefinedError):
     def __init__(self, message: str, name: str | None, obj: Any) -> None:
         super().__init__(message)
         self.name, self.obj = name, obj
-
-
-class BudgetError(SecurityError):
-    """A render went over its output or iteration budget."""
 
 
 class _StrictUndefined(StrictUndefined):
@@ -62,19 +57,6 @@ for _klass in (Undefined, StrictUndefined):
     for _name, _value in list(vars(_klass).items()):
         if _value is Undefined._fail_with_undefined_error and _name != "_fail_with_undefined_error":
             setattr(_StrictUndefined, _name, _StrictUndefined._fail_with_undefined_error)
-
-
-def _counted_range(*args: int) -> Iterator[int]:
-    values = range(*args)
-    if len(values) > MAX_ITERATIONS:
-        raise BudgetError(f"range() of {len(values)} items is over the limit of {MAX_ITERATIONS}")
-    budget = _budget.get(None)
-    for value in values:
-        if budget is not None:
-            budget[0] += 1
-            if budget[0] > MAX_ITERATIONS:
-                raise BudgetError(f"the template looped more than {MAX_ITERATIONS} times")
-        yield value
 
 
 def dumps(value: Any) -> str:
@@ -194,54 +176,94 @@ def _row_of(context: Any) -> dict[str, Any]:
     return dict(row) if isinstance(row, Mapping) else {}
 
 
+@contextmanager
+def dry_run() -> Iterator[None]:
+    """While open, `knowledge()` and `examples()` return nothing and touch no knowledge base."""
+    token = _dry_run.set(True)
+    try:
+        yield
+    finally:
+        _dry_run.reset(token)
+
+
 @pass_context
 def _knowledge(context: Any, kb: str, query: Any = None, **options: Any) -> Any:
     """`knowledge('kb', query=..., k=3, where=..., max_tokens=600, mode='hybrid')` in a template."""
+    if _dry_run.get():
+        return ""
     from skuforge.knowledge.prompts import knowledge
 
-    return _record(knowledge(str(kb), None if query is None else str(query), row=_row_of(context), **options))
+    with bounds.paused():
+        found = knowledge(str(kb), None if query is None else str(query), row=_row_of(context), **options)
+    return _record(found)
 
 
 @pass_context
 def _examples(context: Any, k: int = 3, query: Any = None, **options: Any) -> Any:
     """`examples(k=3)`: approved outputs of this recipe for the most similar products."""
+    if _dry_run.get():
+        return ""
     from skuforge.knowledge.prompts import examples
 
     recipe = context.get("recipe")
     name = recipe.get("name") if isinstance(recipe, Mapping) else None
     if not name:
         raise ValueError("examples() needs the recipe's name; it works only inside a recipe")
-    found = examples(str(name), None if query is None else str(query), row=_row_of(context), k=k, **options)
+    text = None if query is None else str(query)
+    with bounds.paused():
+        found = examples(str(name), text, row=_row_of(context), k=k, **options)
     return _record(found)
 
 
 class _Env(ImmutableSandboxedEnvironment):
-    """The sandbox, with unsafe attribute access raising at once and repetition capped."""
+    """The sandbox: unsafe attribute access raises at once, and every hook keeps the render in bounds."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(right, int | float) and abs(right) > 64:
-            raise BudgetError(f"exponent {right} is over the limit of 64")
-        if op == "*":
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-                if sized and len(seq) * times > MAX_SEQUENCE:
-                    raise BudgetError(f"repetition to {len(seq) * times} items is over {MAX_SEQUENCE}")
-        return {"*": operator.mul, "**": operator.pow}[op](left, right)
+        return bounds.binop(op, left, right)
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        bounds.tick()
+        args = bounds.method_args(obj, args, kwargs)
+        return bounds.check_result(super().call(context, obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """`'{:>999}'.format(x)`: widths and arguments are checked before Jinja's sandboxed formatter runs."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt, name = value.__self__, value.__name__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            if name == "format_map":
+                bounds.check_format(fmt, (), args[0] if args and isinstance(args[0], Mapping) else {})
+            else:
+                bounds.check_format(fmt, args, kwargs)
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def _generate(
+        self, source: nodes.Template, name: str | None, filename: str | None, defer_init: bool = False
+    ) -> str:
+        tree = bounds.bound_tree(source)
+        tree.set_environment(self)
+        return super()._generate(tree, name, filename, defer_init=defer_init)
 
 
 def _make_env(undefined: type[Undefined]) -> _Env:
-    env = _Env(undefined=undefined, autoescape=False, keep_trailing_newline=False)
-    env.globals["range"] = _counted_range
-    env.filters["tojson"] = dumps
+    env = _Env(undefined=undefined, autoescape=False, keep_trailing_newline=False, finalize=bounds.emitted)
+    env.globals["range"] = bounds.counted_range
+    env.globals.pop("lipsum", None)  # lipsum(n=10**9) would write a gigabyte of Latin
     env.filters["language_name"] = language_name
     env.filters["merge"] = _merge
     env.filters["without"] = _without
     env.filters["truncate_chars"] = _truncate_chars
+    env.filters.update(bounds.bounded_filters({"tojson": dumps}))
     env.tests["cjk"] = is_cjk
     env.globals["language_name"] = language_name
     env.globals["knowledge"] = _knowledge
@@ -264,31 +286,30 @@ def compile_expression(source: str, *, lenient: bool = False) -> Any:
 
 
 def render(template: Template, context: Mapping[str, Any]) -> str:
-    """Render within the output and loop budget. Errors propagate for the caller to name the section."""
-    token = _budget.set([0])
+    """Render within the render's bounds, the output size checked chunk by chunk as it is produced.
+    Errors propagate for the caller to name the section."""
+    token = bounds.start()
     try:
         parts: list[str] = []
         size = 0
         for chunk in template.generate(dict(context)):
             size += len(chunk)
             if size > MAX_OUTPUT:
-                raise BudgetError(f"the template produced more than {MAX_OUTPUT} characters")
+                raise BudgetError(f"the template produced more than {MAX_OUTPUT:,} characters")
             parts.append(chunk)
         return "".join(parts)
     finally:
-        _budget.reset(token)
+        bounds.stop(token)
 
 
 def evaluate(expression: Any, context: Mapping[str, Any]) -> Any:
-    """Evaluate a compiled expression within the loop budget."""
-    token = _budget.set([0])
+    """Evaluate a compiled expression within the render's bounds."""
+    token = bounds.start()
     try:
         value = expression(**dict(context))
-        if isinstance(value, Undefined):
-            return None
-        return value
+        return None if isinstance(value, Undefined) else value
     finally:
-        _budget.reset(token)
+        bounds.stop(token)
 
 
 TEMPLATE_ERRORS = (TemplateError, RecursionError, TypeError, ValueError, ArithmeticError, LookupError)
@@ -303,6 +324,7 @@ __all__ = [
     "TemplateSyntaxError",
     "compile_expression",
     "compile_template",
+    "dry_run",
     "dumps",
     "evaluate",
     "is_cjk",
