@@ -1,6 +1,7 @@
 """A real service on a free local port (uvicorn in a thread, fake model) and headless Debian Chromium.
 
-Screenshots are saved under artifacts/screenshots/ (gitignored) for people to look at.
+Screenshots are saved at 1280x800 under artifacts/screenshots/ (gitignored) for people to look at; the
+README shows two of them, copied to docs/.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 TOKEN = "browser-test-token-42"
+VIEWPORT = {"width": 1280, "height": 800}
 
 
 def free_port() -> int:
@@ -95,7 +97,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True, reduced_motion="reduce")
     tab = context.new_page()
     tab.set_default_timeout(30_000)
     yield tab

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from typing import Any
@@ -72,10 +73,31 @@ def test_a_draft_job_waits_until_started(client: TestClient) -> None:
     wait_for(client, job["id"])
 
 
-def test_pause_resume_and_cancel_a_running_job(make_client: Any) -> None:
-    from skuforge.providers.fake import FakeProvider
+class GatedFake:
+    """fake: answers that wait for a gate, so a test sees the job running however loaded the machine is."""
 
-    client = make_client(provider_factory=lambda name: FakeProvider(latency_s=0.15))
+    def __init__(self) -> None:
+        import threading
+
+        self.gate = threading.Event()
+
+    def __call__(self, name: str) -> Any:
+        from skuforge.providers.fake import FakeProvider
+
+        gate = self.gate
+
+        class Gated(FakeProvider):
+            async def generate(self, request: Any) -> Any:
+                while not gate.is_set():
+                    await asyncio.sleep(0.01)
+                return await super().generate(request)
+
+        return Gated()
+
+
+def test_pause_resume_and_cancel_a_running_job(make_client: Any) -> None:
+    provider = GatedFake()
+    client = make_client(provider_factory=provider)
     stored = upload(client, SAMPLE_XLSX)
     body = {"catalog": stored["id"], "recipe": "attributes", "model": "fake:"}
     job = client.post("/api/jobs?kind=run", json=body).json()
@@ -88,6 +110,7 @@ def test_pause_resume_and_cancel_a_running_job(make_client: Any) -> None:
     wait_for(client, job["id"], ("running",))
     client.post(f"/api/jobs/{job['id']}/cancel")
     cancelled = wait_for(client, job["id"], ("cancelled",))
+    provider.gate.set()
     client.post(f"/api/jobs/{job['id']}/resume")
     finished = wait_for(client, job["id"])
     assert finished["progress"]["rows"] == 20

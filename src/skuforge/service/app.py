@@ -21,8 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from skuforge import __version__ as version
 from skuforge.config import Settings
 from skuforge.providers.base import Provider
-from skuforge.service import errors
-from skuforge.service.api import catalogs, jobs, playground, recipes, review, schedules
+from skuforge.service import errors, live, schedules
+from skuforge.service.api import catalogs, jobs, playground, recipes, review
+from skuforge.service.api import schedules as schedule_api
 from skuforge.service.auth import Caller
 from skuforge.service.context import ServiceContext, ServiceOptions, build_context
 from skuforge.service.worker import Worker
@@ -40,6 +41,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app. The store opens now; the worker (when `options.run_worker`) starts with the app."""
     ctx = build_context(options, store_url, settings)
+    schedules.ensure_tables(ctx.store)  # the service's own tables: schedule firings, live job figures
+    live.ensure_tables(ctx.store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,14 +82,15 @@ def create_app(
         recipes,
         review,
         jobs,
-        schedules,
+        schedule_api,
         playground,
     ):  # review before jobs/{id}/{action}
         app.include_router(module.router)
     _meta_routes(app, ctx)
-    from skuforge.service.console import pages
+    from skuforge.service.console import pages, review_pages, schedule_pages
 
-    app.include_router(pages.router)
+    for console in (review_pages, schedule_pages, pages):  # /jobs/{id}/review before /jobs/{id}
+        app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -6,6 +6,7 @@ module globals) lets tests build as many apps as they like, each with its own ho
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class ServiceOptions:
     lease_s: float = 60.0
     trial_rows: int = 20
     models: list[str] = field(default_factory=list)
+    ray_address: str | None = field(default_factory=lambda: os.environ.get("SKUFORGE_RAY_ADDRESS") or None)
+    """The Ray cluster jobs may run on (auto, ray://head:10001, or local); None: Ray is not offered."""
 
 
 @dataclass

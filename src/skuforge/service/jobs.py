@@ -11,8 +11,9 @@ it already finished, so nothing is sent twice.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
@@ -42,7 +43,22 @@ class JobRequest(BaseModel):
     sheet: str | None = None
     max_cost: float | None = Field(None, ge=0)
     review_sample: float = Field(0.0, ge=0, le=1)
+    mode: Literal["online", "batch"] = Field(
+        "online", description="online requests, or the provider's batch API (half price, within 24 h)"
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="the service's worker, or Ray (only when the service has a cluster)"
+    )
     start: bool = Field(True, description="queue the job at once (false: keep it as a draft)")
+
+
+class LaunchRequest(BaseModel):
+    """How to run a trial's full run (POST /api/jobs/{id}/launch); every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["online", "batch"] = "online"
+    executor: Literal["local", "ray"] = "local"
+    max_cost: float | None = Field(None, ge=0, description="pause the run before it spends more")
 
 
 def check_model(name: str, settings: Settings) -> str:
@@ -60,15 +76,28 @@ def check_model(name: str, settings: Settings) -> str:
 
 
 def build_spec(
-    req: JobRequest, catalog_path: str, settings: Settings, *, kind: str, trial_rows: int
+    req: JobRequest,
+    catalog_path: str,
+    settings: Settings,
+    *,
+    kind: str,
+    trial_rows: int,
+    ray_address: str | None = None,
 ) -> JobSpec:
+    """The job spec for a request; `ray_address` is the service's cluster (None: Ray is not offered)."""
+    from skuforge.service import launch
+
     load_recipe(req.recipe, settings.recipe_dirs)  # fails now, with the recipe's own message
     sheet: str | int | None = int(req.sheet) - 1 if req.sheet and req.sheet.isdigit() else req.sheet
     sample = (req.sample or trial_rows) if kind == "trial" else None
+    model = check_model(req.model or settings.model, settings)
+    launch.check_launch(
+        req.mode, req.executor, model=model, kind=kind, settings=settings, ray_address=ray_address
+    )
     return JobSpec(
         catalog=catalog_path,
         recipe=req.recipe,
-        model=check_model(req.model or settings.model, settings),
+        model=model,
         params=req.params,
         selection=Selection(
             sheet=sheet, id_column=req.id_column, where=req.where, limit=req.limit, sample=sample
@@ -77,6 +106,7 @@ def build_spec(
         max_cost=req.max_cost,
         review_sample=req.review_sample,
         kind=kind,
+        **launch.spec_fields(req.mode, req.executor, ray_address),
     )
 
 
@@ -96,11 +126,31 @@ def create(store: Store, spec: JobSpec, *, start: bool = True, parent_id: str | 
     )
 
 
-def launch_from_trial(store: Store, trial: Job) -> Job:
-    """The full run of a trial's spec: same catalog, recipe, model, params and filter, no sample."""
-    from skuforge.service import bridge
+def launch_from_trial(
+    store: Store,
+    trial: Job,
+    options: LaunchRequest | None = None,
+    *,
+    settings: Settings | None = None,
+    ray_address: str | None = None,
+) -> Job:
+    """The full run of a trial's spec: same catalog, recipe, model, params and filter, no sample; run
+    online or in batch, locally or on Ray, as `options` ask (checked against what the service offers)."""
+    from skuforge.config import load_settings
+    from skuforge.service import bridge, launch
 
-    return create(store, bridge.full_run_spec(trial), parent_id=trial.id)
+    if trial.kind != "trial":
+        raise ApiError(409, f"Job {trial.id} is a {trial.kind}, not a trial.", "Launch a finished trial.")
+    options = options or LaunchRequest()
+    launch.check_launch(
+        options.mode, options.executor, model=trial.model, kind="run",
+        settings=settings or load_settings(), ray_address=ray_address,
+    )  # fmt: skip
+    changes: dict[str, Any] = launch.spec_fields(options.mode, options.executor, ray_address)
+    if options.max_cost is not None:
+        changes["max_cost"] = options.max_cost
+    spec = bridge.full_run_spec(trial).model_copy(update=changes)
+    return create(store, spec, parent_id=trial.id)
 
 
 def transition(store: Store, job_id: str, allowed: tuple[str, ...], to: str, **values: Any) -> bool:
@@ -144,7 +194,10 @@ def _refuse(job: Job, action: str) -> None:
 
 
 def claim_next(store: Store, worker: str) -> Job | None:
-    """Take the oldest queued job, atomically: of two workers asking at once, exactly one gets it."""
+    """Take the oldest queued job, atomically: of two workers asking at once, exactly one gets it.
+
+    The state, the worker's name and the cleared control request are one UPDATE, so a pause asked for the
+    moment the job starts running is never overwritten by the claim."""
     with store.engine.connect() as conn:
         candidates = (
             conn.execute(
@@ -154,9 +207,9 @@ def claim_next(store: Store, worker: str) -> Job | None:
             .all()
         )
     for job_id in candidates:
-        if transition(store, job_id, ("queued",), "running", error=None):
-            job = store.get_job(job_id)
-            store.update_job(job_id, totals={**job.totals, "worker": worker, "control": None})
+        job = store.get_job(job_id)
+        totals = orjson.dumps({**(job.totals or {}), "worker": worker, "control": None}).decode()
+        if transition(store, job_id, ("queued",), "running", error=None, totals=totals):
             return store.get_job(job_id)
     return None
 

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 from skuforge.config import Settings
-from skuforge.engine.progress import RunProgress
 from skuforge.errors import SkuforgeError
 from skuforge.providers.base import Provider
 from skuforge.service import bridge, schedules
 from skuforge.service import jobs as job_ops
+from skuforge.service.live import LiveProgress
 from skuforge.store import Job, Store
 
 log = logging.getLogger("skuforge.worker")
@@ -103,13 +103,15 @@ class Worker:
     async def _execute(self, job: Job) -> None:
         from skuforge.engine.executors import make_executor
 
+        live = LiveProgress(self.store, job.id)  # rows_total in the job; live figures for the console
         runner = make_executor(
             self.store,
             job,
             settings=self.settings,
-            on_progress=self._progress_writer(job.id),
+            on_progress=live.on_progress,
             provider_factory=self.provider_factory,
         )
+        live.start(runner)
         try:
             await runner.run()
             if job.kind == "trial":
@@ -122,26 +124,19 @@ class Worker:
             log.exception("job %s crashed", job.id)
             self.store.set_state(job.id, "failed", error="internal error; see the worker log")
         finally:
+            await live.stop()
             self.running.pop(job.id, None)
             self._reasons.pop(job.id, None)
 
     def _after_stop(self, job_id: str, reason: str) -> None:
         self.store.flush()
         state = {"pause": "paused", "cancel": "cancelled"}.get(reason, "queued")
+        # only from what the stop left (the runner marks a stopped run paused): a user who resumed the job
+        # in the meantime (it is queued again) is not overruled
+        job_ops.transition(self.store, job_id, ("running", "paused"), state, error=None)
         job = self.store.get_job(job_id)
-        self.store.update_job(job_id, state=state, error=None, totals={**job.totals, "control": None})
-        log.info("job %s %s", job_id, state)
-
-    def _progress_writer(self, job_id: str) -> Callable[[RunProgress], None]:
-        seen: dict[str, Any] = {"rows_total": object()}
-
-        def write(progress: RunProgress) -> None:
-            if progress.rows_total != seen["rows_total"]:
-                seen["rows_total"] = progress.rows_total
-                job = self.store.get_job(job_id)
-                self.store.update_job(job_id, totals={**job.totals, "rows_total": progress.rows_total})
-
-        return write
+        self.store.update_job(job_id, totals={**job.totals, "control": None})
+        log.info("job %s %s", job_id, job.state)
 
     def _save_projection(self, job_id: str, runner: Any) -> None:
         count = getattr(runner, "latency_count", 0)

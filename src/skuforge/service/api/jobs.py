@@ -6,14 +6,15 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from skuforge.catalog import SUPPORTED_FORMATS
-from skuforge.service import bridge
+from skuforge.errors import SkuforgeError
+from skuforge.service import bridge, launch, live, results
 from skuforge.service import jobs as job_ops
 from skuforge.service.auth import Caller
 from skuforge.service.context import ServiceContext, get_ctx
@@ -41,7 +42,26 @@ def catalog_name(ctx: ServiceContext, job: Job) -> str:
 def view(ctx: ServiceContext, job: Job) -> dict[str, Any]:
     data = job_ops.job_view(ctx.store, job, catalog_name(ctx, job))
     data["projection"] = (job.totals or {}).get("projection")
+    data["mode"] = (job.settings or {}).get("mode", "online")
+    data["executor"] = (job.settings or {}).get("executor", "local")
+    data["live"] = live.view(live.read(ctx.store, job.id), job.state)
+    if data["live"] is not None and data["progress"]["rows_total"] is None:
+        data["progress"]["rows_total"] = data["live"].get("rows_total")
+    if data["live"] is not None and data["mode"] == "batch":
+        data["live"]["stalled"] = False  # a batch waits hours for the provider by design
+    data["plan"] = launch.plan(job, parent_projection(ctx, job), ctx.settings) if job.kind == "run" else None
     return data
+
+
+def parent_projection(ctx: ServiceContext, job: Job) -> dict[str, Any] | None:
+    """The projection of the trial a run was launched from, if any."""
+    if not job.parent_id:
+        return None
+    try:
+        parent = ctx.store.get_job(job.parent_id)
+    except SkuforgeError:
+        return None
+    return (parent.totals or {}).get("projection")
 
 
 def item_view(item: ItemRecord) -> dict[str, Any]:
@@ -52,8 +72,17 @@ def item_view(item: ItemRecord) -> dict[str, Any]:
 
 def create_job(ctx: ServiceContext, req: job_ops.JobRequest, kind: str) -> Job:
     stored = CatalogFiles(ctx.catalogs_dir, 0).get(check_id(req.catalog))
-    spec = job_ops.build_spec(req, stored.path, ctx.settings, kind=kind, trial_rows=ctx.options.trial_rows)
+    spec = job_ops.build_spec(
+        req, stored.path, ctx.settings, kind=kind, trial_rows=ctx.options.trial_rows,
+        ray_address=ctx.options.ray_address,
+    )  # fmt: skip
     return job_ops.create(ctx.store, spec, start=req.start)
+
+
+def launch_run(ctx: ServiceContext, trial: Job, options: job_ops.LaunchRequest | None) -> Job:
+    return job_ops.launch_from_trial(
+        ctx.store, trial, options, settings=ctx.settings, ray_address=ctx.options.ray_address
+    )
 
 
 @router.post("", status_code=201, summary="Create a trial or a run from a catalog, recipe, model and filter")
@@ -85,17 +114,30 @@ def show(request: Request, _: Caller, job_id: str) -> dict[str, Any]:
     return view(ctx, load_job(ctx, job_id))
 
 
-@router.post("/{job_id}/{action}", summary="start, pause, resume or cancel a job; launch a trial's full run")
+@router.post("/{job_id}/launch", summary="Launch a trial's full run: online or batch, local or Ray")
+def launch_full_run(
+    request: Request, _: Caller, job_id: str, options: job_ops.LaunchRequest | None = None
+) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    return view(ctx, launch_run(ctx, load_job(ctx, job_id), options))
+
+
+@router.get("/{job_id}/launch-options", summary="A trial's projection redrawn for each way to run it")
+def launch_options(request: Request, _: Caller, job_id: str) -> list[dict[str, Any]]:
+    ctx = get_ctx(request)
+    job = load_job(ctx, job_id)
+    return launch.choices(projection_of(ctx, job), job.model, ctx.settings, ctx.options.ray_address)
+
+
+@router.post("/{job_id}/{action}", summary="start, pause, resume or cancel a job")
 def act(
     request: Request,
     _: Caller,
     job_id: str,
-    action: Literal["start", "pause", "resume", "cancel", "launch"],
+    action: Literal["start", "pause", "resume", "cancel"],
 ) -> dict[str, Any]:
     ctx = get_ctx(request)
     job = load_job(ctx, job_id)
-    if action == "launch":
-        return view(ctx, job_ops.launch_from_trial(ctx.store, job))
     return view(ctx, job_ops.request_control(ctx.store, job.id, action))
 
 
@@ -106,6 +148,7 @@ def remove(request: Request, _: Caller, job_id: str) -> None:
     if job.state in job_ops.ACTIVE:
         raise ApiError(409, f"Job {job.id} is {job.state}.", "Cancel it first, then delete it.")
     ctx.store.delete_job(job.id)
+    live.forget(ctx.store, job.id)
 
 
 @router.get("/{job_id}/items", summary="Results page by page, in catalog order")
@@ -130,6 +173,23 @@ def items(
         "items": page,
         "next_offset": offset + len(page) if len(page) == limit else None,
     }
+
+
+@router.get("/{job_id}/results", summary="Results a merchandiser scans: original beside generated, flags")
+def results_view(
+    request: Request,
+    _: Caller,
+    job_id: str,
+    status: Annotated[
+        results.StatusFilter | None, Query(description="an item status or a review state")
+    ] = None,
+    check: str | None = Query(None, max_length=64, description="only items on which this check failed"),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    job = load_job(ctx, job_id)
+    return results.results_page(ctx.store, job, status=status, check=check, offset=offset, limit=limit)
 
 
 @router.get("/{job_id}/events", summary="Live progress as server-sent events, until the job stops")

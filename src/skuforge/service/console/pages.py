@@ -10,17 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from skuforge.catalog import SUPPORTED_FORMATS
 from skuforge.recipes import list_recipes
 from skuforge.service import jobs as job_ops
-from skuforge.service import schedules
+from skuforge.service import launch, live
 from skuforge.service.api import catalogs as catalog_api
 from skuforge.service.api import jobs as job_api
-from skuforge.service.api.review import queue_page
 from skuforge.service.auth import Identity, check_csrf, end_session, identify, same_token, start_session
 from skuforge.service.console.render import page
 from skuforge.service.context import ServiceContext, get_ctx
+from skuforge.service.errors import ApiError
 from skuforge.service.uploads import CatalogFiles, check_id
 
 router = APIRouter(include_in_schema=False)
@@ -169,6 +170,9 @@ def job_page(request: Request, _: ConsoleUser, job_id: str) -> Response:
     data = job_api.view(ctx, job)
     data["projection"] = job_api.projection_of(ctx, job) or None
     children = [j for j in ctx.store.list_jobs(limit=200, kind="run") if j.parent_id == job.id]
+    choices = []
+    if job.kind == "trial" and job.state == "done":
+        choices = launch.choices(data["projection"], job.model, ctx.settings, ctx.options.ray_address)
     return page(
         request,
         "job.html",
@@ -176,26 +180,37 @@ def job_page(request: Request, _: ConsoleUser, job_id: str) -> Response:
         items=trial_preview(ctx, job.id) if job.kind == "trial" else [],
         child=children[0].id if children else None,
         formats=job_api.EXPORT_FORMATS,
+        choices=choices,
+        stalled_s=live.STALLED_S,
     )
+
+
+def launch_options(form: dict[str, str]) -> job_ops.LaunchRequest:
+    """The launch form's choices: mode, executor and an optional budget."""
+    budget = form.get("max_cost", "").strip()
+    try:
+        return job_ops.LaunchRequest(
+            mode=form.get("mode") or "online",
+            executor=form.get("executor") or "local",
+            max_cost=float(budget) if budget else None,
+        )
+    except (ValueError, ValidationError) as exc:
+        raise ApiError(
+            422, f"The launch options are not valid: {exc}".splitlines()[0],
+            "Choose online or batch, local or Ray, and a budget in dollars (or none).",
+        ) from exc  # fmt: skip
 
 
 @router.post("/console/jobs/{job_id}/{action}")
 async def job_action(request: Request, identity: ConsoleUser, job_id: str, action: str) -> Response:
-    await checked_form(request, identity)
+    form = await checked_form(request, identity)
     ctx = get_ctx(request)
     job = job_api.load_job(ctx, job_id)
     if action == "launch":
-        run = job_ops.launch_from_trial(ctx.store, job)
+        run = job_api.launch_run(ctx, job, launch_options(form))
         return see(f"/jobs/{run.id}")
     job_ops.request_control(ctx.store, job.id, action)
     return see(f"/jobs/{job.id}")
-
-
-@router.get("/jobs/{job_id}/review")
-def review_page(request: Request, _: ConsoleUser, job_id: str) -> Response:
-    ctx = get_ctx(request)
-    job = job_api.load_job(ctx, job_id)
-    return page(request, "review.html", job=job_api.view(ctx, job), items=queue_page(ctx, job.id, 0, 200))
 
 
 @router.get("/jobs/{job_id}/download")
@@ -217,11 +232,6 @@ def try_page(request: Request, _: ConsoleUser, catalog: str | None = None) -> Re
     return page(
         request, "try.html", recipes=recipes, models=ctx.model_choices(), catalogs=files, chosen=catalog
     )
-
-
-@router.get("/schedules")
-def schedules_page(request: Request, _: ConsoleUser) -> Response:
-    return page(request, "schedules.html", schedules=schedules.list_all(get_ctx(request).store))
 
 
 @router.get("/docs")

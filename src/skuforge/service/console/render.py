@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 
 from skuforge.service.auth import read_session
+from skuforge.service.cron import stamp
 
 HERE = Path(__file__).parent
 LANGS = ("en", "zh")
@@ -33,9 +34,31 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
     env.filters["megabytes"] = lambda n: f"{n / 1e6:,.2f} MB" if n >= 1e5 else f"{n / 1e3:,.1f} KB"
-    env.filters["money"] = lambda x: "-" if x is None else (f"${x:,.4f}" if x < 1 else f"${x:,.2f}")
-    env.filters["thousands"] = lambda n: "-" if n is None else f"{n:,}"
+    env.filters["money"] = lambda x: "-" if _blank(x) else (f"${x:,.4f}" if x < 1 else f"${x:,.2f}")
+    env.filters["thousands"] = lambda n: "-" if _blank(n) else f"{n:,}"
+    env.filters["duration"] = duration
+    env.filters["percent"] = lambda x: "-" if _blank(x) else f"{x * 100:.1f}%"
+    env.filters["rate"] = lambda x: "-" if _blank(x) else (f"{x:,.0f}" if x >= 10 else f"{x:.1f}")
+    env.filters["utc"] = lambda ts: "-" if _blank(ts) else stamp(ts)
+    env.filters["clock"] = lambda ts: "-" if _blank(ts) else time.strftime("%H:%M:%S", time.localtime(ts))
     return env
+
+
+def _blank(value: Any) -> bool:
+    """None, or a figure a page does not have yet (a job the worker has not started has no live view)."""
+    return value is None or isinstance(value, Undefined)
+
+
+def duration(seconds: Any) -> str:
+    """Seconds as people say them: 45 s, 12 min, 3.2 h, 24 h (the console's JS writes the same)."""
+    if _blank(seconds):
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours = seconds / 3600
+    return f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
 
 
 def language(request: Request) -> str:
