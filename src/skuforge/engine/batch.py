@@ -211,7 +211,7 @@ class BatchExecutor:
     # -- one pass over the catalog ---------------------------------------------------------------------
     async def _pass(self, answers: dict[str, tuple[LineResult, str]]) -> list[Flight]:
         run = self.run
-        run.progress.rows_done = 0
+        run.progress.rows_done = run.progress.reused = 0  # each pass walks the whole selection again
         self._queued = set()
         sent: list[Flight] = []
         history = run.store.has_items(run.job.id)

@@ -26,7 +26,15 @@ from skuforge.catalog import CatalogRow
 from skuforge.checks.base import CheckItem, Finding, build, verdict
 from skuforge.engine.context import JobContext, variant_label
 from skuforge.engine.packing import Packer
-from skuforge.errors import OutputError, PermanentError, ProviderError, ProviderUnavailable, RecipeError
+from skuforge.errors import (
+    BudgetExceeded,
+    OutputError,
+    PermanentError,
+    ProviderError,
+    ProviderUnavailable,
+    RecipeError,
+    SkuforgeError,
+)
 from skuforge.providers.base import Provider, Request, Result, Usage
 from skuforge.providers.prices import Price
 from skuforge.recipes import Recipe, Step
@@ -300,9 +308,21 @@ class ItemPipeline:
         )
         findings: list[Finding] = []
         for check in checks:
-            found = check(item)
-            findings.extend(await found if inspect.isawaitable(found) else found)
+            findings.extend(await self._run_check(check, item))
         return findings
+
+    @staticmethod
+    async def _run_check(check: Any, item: CheckItem) -> list[Finding]:
+        """One check's findings; a check that cannot run (its model failed) flags the item for review
+        rather than passing it or failing the run. A spent budget or an unusable provider still stops it."""
+        try:
+            found = check(item)
+            return list(await found if inspect.isawaitable(found) else found)
+        except (BudgetExceeded, ProviderUnavailable):
+            raise
+        except SkuforgeError as exc:
+            reason = f"the {check.name} check could not run: {exc.message}"
+            return [Finding(check=check.name, ok=False, action="flag", reason=reason)]
 
     # -- clients and money -----------------------------------------------------------------------------
     def client(self, model: str) -> Provider:

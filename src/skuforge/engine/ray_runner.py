@@ -358,11 +358,12 @@ class RayExecutor:
         self,
         *,
         address: str | None = None,
-        block_rows: int = BLOCK_ROWS,
+        block_rows: int | None = None,
         workers: int | None = None,
         parts_dir: str | None = None,
     ) -> None:
-        self.address, self.block_rows, self.workers, self.parts_dir = address, block_rows, workers, parts_dir
+        self.address, self.workers, self.parts_dir = address, workers, parts_dir
+        self.block_rows = block_rows or int(os.environ.get("SKUFORGE_RAY_BLOCK_ROWS") or BLOCK_ROWS)
         self.coordinator_stats: dict[str, Any] = {}
 
     async def execute(self, run: Runner) -> None:
@@ -436,7 +437,7 @@ class RayExecutor:
         if not ranges:
             return
         coordinator = self._coordinator(ray)
-        workers = self.workers or max(1, min(len(ranges), int(ray.cluster_resources().get("CPU", 1))))
+        workers = min(len(ranges), self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         window = max(1, math.ceil(self.run.spec.limits.concurrency / workers) * 2)
         try:
             ds = ray.data.from_items(ranges, override_num_blocks=len(ranges))

@@ -110,6 +110,18 @@ class ModerationEndpoint:
             self._session = None
 
 
+GUARD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "safe": {"type": "boolean"},
+        "categories": {"type": "array", "items": {"type": "string"}},
+        "reason": {"type": "string"},
+    },
+    "required": ["safe", "categories", "reason"],
+    "additionalProperties": False,
+}
+
+
 def guard_request(text: str) -> Request:
     """The guard prompt for one text; the text goes in as delimited data, never as instructions."""
     return Request(
@@ -117,7 +129,7 @@ def guard_request(text: str) -> Request:
             Message(role="system", content=GUARD_PROMPT),
             Message(role="user", content=f"<product_text>\n{text}\n</product_text>"),
         ],
-        json_schema=None,
+        json_schema=GUARD_SCHEMA,
         json_mode=True,
         temperature=0.0,
         max_tokens=200,

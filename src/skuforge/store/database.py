@@ -28,9 +28,13 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from skuforge.errors import ConfigError, NotFoundError
 from skuforge.store.records import FINISHED, ItemOutcome, ItemRecord, Job, JobCounts, LedgerState
-from skuforge.store.schema import SCHEMA_VERSION, items, jobs, ledgers, meta, metadata
+from skuforge.store.schema import SCHEMA_VERSION, answers, items, jobs, ledgers, meta, metadata
 
 _JOB_JSON = ("params", "selection", "settings", "totals")
+_ANSWER_COLUMNS = (
+    "job_id", "key", "row_id", "step", "variant", "status", "output", "error", "findings", "meta",
+    "updated_at",
+)  # fmt: skip
 _ITEM_JSON = ("output", "findings", "meta")
 
 
@@ -243,6 +247,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(items.delete().where(items.c.job_id == job_id))
             conn.execute(ledgers.delete().where(ledgers.c.job_id == job_id))
+            conn.execute(answers.delete().where(answers.c.job_id == job_id))
             conn.execute(jobs.delete().where(jobs.c.id == job_id))
 
     # -- items -----------------------------------------------------------------------------------------
@@ -288,9 +293,16 @@ class Store:
             row["cached"] = int(o.cached)
             row.update(job_id=job_id, updated_at=now)
             rows.append(row)
+        finished = [  # answers paid for now; a reused one (no attempt) is already there
+            {k: r[k] for k in _ANSWER_COLUMNS}
+            for r in rows
+            if r["status"] in FINISHED and r["key"] and not (r["attempts"] == 0 and r["cached"])
+        ]
         with self.engine.begin() as conn:
             if rows:
                 conn.execute(self._upsert(), rows)
+            if finished:
+                conn.execute(self._upsert_answers(), finished)
             for job_id, state in figures.items():
                 self._put_ledger(conn, job_id, spent=state.spent, uncertain=state.uncertain)
 
@@ -353,6 +365,18 @@ class Store:
         )
         return self._upsert_stmt
 
+    def _upsert_answers(self) -> Any:
+        if (built := self.__dict__.get("_answers_stmt")) is not None:
+            return built
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = insert(answers)
+        changed = {c: stmt.excluded[c] for c in _ANSWER_COLUMNS if c not in ("job_id", "key")}
+        self._answers_stmt = stmt.on_conflict_do_update(index_elements=["job_id", "key"], set_=changed)
+        return self._answers_stmt
+
     def _item_from_row(self, row: Any) -> ItemRecord:
         data = dict(row._mapping)
         for name in _ITEM_JSON:
@@ -379,16 +403,17 @@ class Store:
         return found
 
     def finished_by_keys(self, job_id: str, keys: Sequence[str]) -> dict[str, ItemRecord]:
-        """A finished item of this job for each of these item keys that has one (any row)."""
+        """The job's finished answer for each of these item keys that has one (whatever row it was for)."""
         found: dict[str, ItemRecord] = {}
         wanted = [k for k in dict.fromkeys(keys) if k]
         with self.engine.connect() as conn:
             for part in _parts(wanted):
-                query = select(items).where(
-                    items.c.job_id == job_id, items.c.key.in_(part), items.c.status.in_(FINISHED)
-                )
+                query = select(answers).where(answers.c.job_id == job_id, answers.c.key.in_(part))
                 for r in conn.execute(query):
-                    found.setdefault(r.key, self._item_from_row(r))
+                    data = dict(r._mapping)
+                    for name in _ITEM_JSON:
+                        data[name] = _loads(data[name])
+                    found[r.key] = ItemRecord(**data, row_index=-1)
         return found
 
     def items_in_range(self, job_id: str, first: int, last: int) -> list[ItemRecord]:

@@ -66,6 +66,24 @@ items = Table(
     Index("ix_items_job_key", "job_id", "key"),
 )
 
+answers = Table(
+    "answers",
+    metadata,
+    # Every finished answer of a job, by item key: the work a rerun reuses, whatever row it now belongs to.
+    # Items are one per (row, step, variant) and are replaced when a row changes; answers are never lost.
+    Column("job_id", String(40), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("row_id", String(200), nullable=False),  # the row it was first answered for
+    Column("step", String(64), nullable=False),
+    Column("variant", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # done | flagged | skipped
+    Column("output", Text),
+    Column("error", Text),
+    Column("findings", Text),
+    Column("meta", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
 ledgers = Table(
     "ledgers",
     metadata,

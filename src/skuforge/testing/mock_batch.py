@@ -58,6 +58,7 @@ class MockBatches:
         self.batches: dict[str, _Batch] = {}
         self.attempts: Counter[str] = Counter()
         self.lines_received = 0
+        self.billed: Counter[str] = Counter()  # tokens of the lines answered: what the vendor bills
         self.cancelled = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -129,6 +130,10 @@ class MockBatches:
         if body.get("endpoint") != "/v1/chat/completions":
             raise app.error(400, "Only /v1/chat/completions is supported.", "invalid_request_error")
         lines = [orjson.loads(x) for x in data.splitlines() if x.strip()]
+        if duplicate := _duplicate_id(lines):  # the real API fails such a file at validation
+            raise app.error(
+                400, f"Duplicate custom_id '{duplicate}' in the input file.", "invalid_request_error"
+            )
         batch = _Batch(self._new_id("batch"), "openai", lines, "validating")
         self.batches[batch.id] = batch
         self.lines_received += len(lines)
@@ -169,6 +174,8 @@ class MockBatches:
         bad: list[bytes] = []
         for line in batch.lines:
             outcome, record = self._answer_line(app, batch.kind, line)
+            if outcome == "succeeded":
+                self.billed.update(_line_usage(batch.kind, record))
             (good if outcome == "succeeded" else bad).append(orjson.dumps(record))
             batch.counts[outcome] = batch.counts.get(outcome, 0) + 1
         if batch.kind == "anthropic":
@@ -230,6 +237,10 @@ class MockBatches:
             raise app.error(
                 400, f"Too many requests: {len(lines)}.", "invalid_request_error", style="anthropic"
             )
+        if duplicate := _duplicate_id(lines):
+            raise app.error(
+                400, f"Duplicate custom_id '{duplicate}'.", "invalid_request_error", style="anthropic"
+            )
         batch = _Batch(self._new_id("msgbatch"), "anthropic", lines, "in_progress")
         self.batches[batch.id] = batch
         self.lines_received += len(lines)
@@ -280,6 +291,17 @@ class MockBatches:
         }
 
 
+def _duplicate_id(lines: list[Any]) -> str | None:
+    """The first custom_id that two lines share: OpenAI and Anthropic refuse such a batch."""
+    seen: set[str] = set()
+    for line in lines:
+        cid = str(line.get("custom_id")) if isinstance(line, dict) else ""
+        if cid in seen:
+            return cid
+        seen.add(cid)
+    return None
+
+
 def _json(body: Any) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
@@ -326,6 +348,15 @@ def _succeeded(
         "response": {"status_code": 200, "request_id": f"req_{custom_id}", "body": completion},
         "error": None,
     }
+
+
+def _line_usage(kind: str, record: dict[str, Any]) -> dict[str, int]:
+    """Input and output tokens of one answered line (billed at the batch price)."""
+    if kind == "anthropic":
+        usage = record["result"]["message"]["usage"]
+        return {"input": usage["input_tokens"], "output": usage["output_tokens"]}
+    usage = record["response"]["body"]["usage"]
+    return {"input": usage["prompt_tokens"], "output": usage["completion_tokens"]}
 
 
 def _errored(kind: str, custom_id: str) -> dict[str, Any]:

@@ -373,6 +373,8 @@ class MockApp:
         prefix = "\n".join(c for role, c in pairs if role == "system")
         cached = self.cached_tokens(model, prefix, prompt_tokens, marked=True)[0]
         usage = chat_usage(self.config.flavor, prompt_tokens, out_tokens, cached)
+        if fault is None:
+            self.stats.bill(prompt_tokens, out_tokens, cached)
         rid = f"chatcmpl-{key[:12]}-{self.stats.per_prompt[key]}"
         headers = {"x-request-id": f"req_{key[:16]}", **(self.limiter.headers(0, 0) if self.limiter else {})}
         if body.get("stream"):

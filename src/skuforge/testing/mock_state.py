@@ -32,6 +32,7 @@ class MockStats:
             self.endpoints: Counter[str] = Counter()
             self.in_flight = 0
             self.max_concurrent = 0
+            self.billed = Counter[str]()  # tokens of every request the server processed: what a vendor bills
 
     def received(self, endpoint: str, prompt: str | None) -> int:
         """Count one request; returns its attempt number for that prompt (0 for the first)."""
@@ -49,6 +50,11 @@ class MockStats:
     def succeeded(self, prompt: str) -> None:
         with self._lock:
             self.successes[prompt] += 1
+
+    def bill(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> None:
+        """Count what a processed request costs, whether or not its client is still there to read it."""
+        with self._lock:
+            self.billed.update(input=input_tokens, output=output_tokens, cached=cached_tokens)
 
     def fault(self, kind: str) -> None:
         with self._lock:
@@ -75,6 +81,7 @@ class MockStats:
                 "endpoints": dict(self.endpoints),
                 "in_flight": self.in_flight,
                 "max_concurrent": self.max_concurrent,
+                "billed": dict(self.billed),
             }
             if detail:
                 out["requests_per_prompt"] = dict(self.per_prompt)
