@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,25 @@ def test_duplicate_output_columns_and_missing_folders_are_catalog_errors(tmp_pat
 def test_explicit_format_wins_over_the_extension(tmp_path: Path) -> None:
     write_catalog(tmp_path / "o.txt", ["sku"], [{"sku": "A1"}], fmt="tsv")
     assert (tmp_path / "o.txt").read_bytes() == b"\xef\xbb\xbfsku\r\nA1\r\n"
+
+
+def test_the_readme_table_of_formula_examples_is_what_the_csv_writer_does(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- formula-examples")[1].split("<!-- end formula-examples -->")[0]
+    examples = re.findall(r"^\s*\| `(.+?)` \| `(.+?)` \|$", table, re.MULTILINE)
+    assert len(examples) >= 10
+    write_catalog(tmp_path / "x.csv", ["value"], [{"value": value} for value, _ in examples])
+    with (tmp_path / "x.csv").open(encoding="utf-8-sig", newline="") as handle:
+        written = [row[0] for row in list(csv.reader(handle))[1:]]
+    assert written == [expected for _, expected in examples]
+
+
+def test_xlsx_keeps_phones_percentages_and_formula_text_exactly(tmp_path: Path) -> None:
+    values = ["+86 138 0013 8000", "-5%", "=1+1", "@SUM(A1)", "- Stainless steel"]
+    write_catalog(tmp_path / "o.xlsx", ["value"], [{"value": v} for v in values])
+    workbook = load_workbook(tmp_path / "o.xlsx")
+    try:
+        cells = [row[0] for row in workbook["Enriched"].iter_rows(min_row=2)]
+        assert [(c.value, c.data_type) for c in cells] == [(v, "s") for v in values]
+    finally:
+        workbook.close()
