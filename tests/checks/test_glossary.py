@@ -65,3 +65,12 @@ def test_with_no_terms_the_check_passes() -> None:
 
 def test_terms_may_be_given_one_per_line() -> None:
     assert lost({"title": "Anker Power Bank"}, terms="Anker\nPowerCore\n") == [["PowerCore"]]
+
+
+def test_with_codes_the_sources_model_numbers_must_come_through() -> None:
+    row = {"title": "NIKE COURT ROYALE 男休閒鞋 白 AA2156100 500ml"}
+    check = build(CheckSpec(check="glossary", codes=True))
+    found = check(CheckItem(row=row, output={"title": "NIKE COURT ROYALE Men's Shoes White 500 ML"}))
+    assert [f.details["lost"] for f in found if not f.ok] == [["AA2156100"]]
+    kept = check(CheckItem(row=row, output={"title": "Nike Court Royale Shoes aa2156100 500ml"}))
+    assert all(f.ok for f in kept)

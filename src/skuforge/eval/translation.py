@@ -22,9 +22,7 @@ import asyncio
 import csv
 import inspect
 import os
-import re
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +31,12 @@ from typing import Any
 import orjson
 
 from skuforge.checks.base import CheckItem, Finding, build, verdict
+from skuforge.checks.glossary import codes, lost_codes
 from skuforge.checks.script import leftovers
 from skuforge.errors import CatalogError, OutputError, ProviderError, RecipeError, require
 
 FIELD = "title"
 _SEVERITY = {"done": 0, "flagged": 1, "failed": 2}
-_CODE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_./#+]*[A-Za-z0-9])?")
 
 
 @dataclass
@@ -128,25 +126,9 @@ def load_pairs(
 # -- measures -----------------------------------------------------------------------------------------------
 
 
-def codes(text: str) -> list[str]:
-    """Model numbers and codes in a text: Latin/digit tokens with a digit and a letter, or 3+ digits."""
-    found = []
-    for token in _CODE.findall(unicodedata.normalize("NFKC", text)):
-        digits = sum(c.isdigit() for c in token)
-        if digits and (digits >= 3 or any(c.isalpha() for c in token)) and len(token) >= 3:
-            found.append(token)
-    return list(dict.fromkeys(found))
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).casefold()
-
-
 def codes_kept(source: str, output: str) -> tuple[int, list[str]]:
     """(codes of the source, those missing from the output); case and spaces are ignored."""
-    wanted = codes(source)
-    have = _squash(output)
-    return len(wanted), [c for c in wanted if _squash(c) not in have]
+    return len(codes(source)), lost_codes(source, output)
 
 
 def corpus_scores(outputs: list[str], references: list[str]) -> dict[str, float]:
@@ -173,28 +155,69 @@ async def _findings(check: Any, item: CheckItem) -> list[Finding]:
 
 
 class RecipeChain:
-    """Every step of a translation recipe for one row and one locale, run in order like the engine runs it."""
+    """Every step of a translation recipe for one row and one locale, run in order like the engine runs it.
+
+    A check declared with `repair: true` gets one more try when it fails: the step's conversation goes on
+    with the check's reasons as the repair message (the schema repair's form), and the second answer is kept
+    when it fails fewer of those checks. This is the translate-then-fix pass; see `repaired`.
+    """
 
     def __init__(self, recipe: Any, params: dict[str, Any], locale: str) -> None:
         self.recipe, self.params, self.locale = recipe, params, locale
-        self.checks = {s.name: [build(c) for c in s.checks_for(params)] for s in recipe.steps}
+        specs = {s.name: s.checks_for(params) for s in recipe.steps}
+        self.checks = {name: [build(c) for c in found] for name, found in specs.items()}
+        self.repairing = {
+            name: {c.check for c in found if c.params.get("repair")} for name, found in specs.items()
+        }
 
     def _variant(self, step: Any) -> dict[str, Any]:
         variants = step.variants(self.params)
         return next((v for v in variants if v.get("locale") == self.locale), variants[0])
 
     @staticmethod
-    async def _answer(provider: Any, step: Any, request: Any, outcome: Outcome) -> Any:
-        """The parsed answer, after one repair request for an invalid one, as the engine does."""
+    async def _answer(provider: Any, step: Any, request: Any, outcome: Outcome) -> tuple[Any, str]:
+        """The parsed answer and its text, after one repair request for an invalid one, as the engine does."""
         result = await provider.generate(request)
         outcome.requests += 1
         try:
-            return step.parse(result.text, request.json_schema)
+            return step.parse(result.text, request.json_schema), result.text
         except OutputError as first:
             repair = step.repair_request(request, result.text, first.message)
             result = await provider.generate(repair)
             outcome.requests += 1
-            return step.parse(result.text, request.json_schema)
+            return step.parse(result.text, request.json_schema), result.text
+
+    async def _check(self, step: Any, row: dict[str, Any], output: Any) -> list[Finding]:
+        item = CheckItem(row=row, output=output, recipe=self.recipe.name, step=step.name, locale=self.locale)
+        return [f for check in self.checks[step.name] for f in await _findings(check, item)]
+
+    async def repaired(
+        self,
+        provider: Any,
+        step: Any,
+        request: Any,
+        answer: tuple[Any, str],
+        row: dict[str, Any],
+        outcome: Outcome,
+    ) -> tuple[Any, list[Finding]]:
+        """The answer and its findings, after one repair request when a `repair: true` check failed."""
+        parsed, text = answer
+        findings = await self._check(step, row, parsed)
+        wanted = self.repairing[step.name]
+        failing = [f for f in findings if not f.ok and f.check in wanted]
+        if not failing:
+            return parsed, findings
+        reasons = " ".join(f.reason for f in failing)
+        outcome.requests += 1
+        try:
+            result = await provider.generate(step.repair_request(request, text, reasons))
+            second = step.parse(result.text, request.json_schema)
+        except (ProviderError, OutputError):
+            return parsed, findings
+        again = await self._check(step, row, second)
+        if sum(1 for f in again if not f.ok and f.check in wanted) < len(failing):
+            return second, again
+        return parsed, findings
 
     async def run(self, provider: Any, row: dict[str, Any], label: str) -> Outcome:
         outcome, outputs = Outcome(), dict[str, Any]()
@@ -204,12 +227,9 @@ class RecipeChain:
             request = step.build_request(row, outputs, variant, self.params, row_label=label)
             if request is None:
                 continue
-            parsed = await self._answer(provider, step, request, outcome)
+            answer = await self._answer(provider, step, request, outcome)
+            parsed, findings = await self.repaired(provider, step, request, answer, row, outcome)
             outputs[step.name] = parsed if variant == {} else {self.locale: parsed}
-            item = CheckItem(
-                row=row, output=parsed, recipe=self.recipe.name, step=step.name, locale=self.locale
-            )
-            findings = [f for check in self.checks[step.name] for f in await _findings(check, item)]
             outcome.findings += findings
             status = verdict(findings)
             if _SEVERITY[status] > _SEVERITY[outcome.status]:
