@@ -104,8 +104,19 @@ def _meta_routes(app: FastAPI, ctx: ServiceContext) -> None:
             "version": str(version),
             "store": ctx.store.dialect,
             "worker": {"in_process": worker is not None, "running": sorted(worker.running) if worker else []},
+            "local_models": _loaded_local_models(),
         }
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_: Caller) -> dict[str, Any]:
         return app.openapi()
+
+
+def _loaded_local_models() -> list[str]:
+    """The local model files this process holds in memory: one copy each, shared by every job and the
+    playground (see `providers.local.shared_model`)."""
+    try:
+        from skuforge.providers.local import loaded_models
+    except ImportError:  # the local extra is not installed
+        return []
+    return sorted(path.name for path in loaded_models())
