@@ -124,10 +124,11 @@ class Predicate:
         return self._error(message, near=rows[0].line if rows and data_error else None)
 
     def _over_limit(self, kind: str, rows: list[CatalogRow]) -> SelectionError:
+        batch = f"{len(rows):,} row{'' if len(rows) == 1 else 's'}"
         if kind == "InterruptException":
-            what = f"it ran for more than {WHERE_TIMEOUT_S:g} s on {len(rows):,} rows and was stopped"
+            what = f"it ran for more than {WHERE_TIMEOUT_S:g} s on {batch} and was stopped"
         else:
-            what = f"it needed more than {WHERE_MEMORY_LIMIT} of memory on {len(rows):,} rows and was stopped"
+            what = f"it needed more than {WHERE_MEMORY_LIMIT} of memory on {batch} and was stopped"
         return SelectionError(
             f"The filter {self.where!r} cannot be applied to {self.catalog.path.name}: {what}.",
             "A filter compares each row's own columns, e.g. \"category = 'Shoes' AND price < 20\"; "

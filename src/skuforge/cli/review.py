@@ -175,6 +175,11 @@ def import_(
             f"Applied {report.total_applied:,} decisions from {path.name}: {a['approve']:,} approved, "
             f"{a['edit']:,} edited, {a['reject']:,} rejected; {report.undecided:,} rows left undecided."
         )
+        if report.skipped:
+            err.print(
+                f"Skipped {len(report.skipped):,} rows whose decision was already applied "
+                "(importing a workbook again changes nothing)."
+            )
         for warning in report.warnings:
             err.print(f"[yellow]{warning}[/]", highlight=False)
         if report.problems:

@@ -18,7 +18,7 @@ from skuforge.errors import SkuforgeError, UserError
 from skuforge.review import audit
 from skuforge.review.audit import MISSING, REVIEW_FIELD, AuditEntry, Change, StaleItemError
 from skuforge.review.context import ReviewContext
-from skuforge.review.edits import check_edit, parse_edit
+from skuforge.review.edits import check_edit, check_fields, parse_edit
 from skuforge.store import ItemRecord, Store
 
 log = logging.getLogger("skuforge.review")
@@ -158,6 +158,7 @@ def _edit_fields(output: Any, status: str, findings: list[Finding]) -> dict[str,
 def _validated_edit(ctx: ReviewContext, item: ItemRecord, edited: Any) -> tuple[Any, str, list[Finding]]:
     step = ctx.step(item.step)
     output = parse_edit(step, item.row_id, item.output, edited)
+    check_fields(step, ctx.params, item.row_id, item.output, output)
     status, findings = check_edit(
         step,
         ctx.params,

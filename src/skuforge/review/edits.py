@@ -1,8 +1,9 @@
 """A reviewer's edit: read it (JSON, or plain text for a one-field output), validate it, check it.
 
 An edit goes through the same gates as a model answer: `Step.parse` against the recipe's output schema,
-then the step's checks. A failing 'fail' check rejects the edit with its reason; 'flag' findings are kept
-on the item and reported, because a human has just looked at it and chose this text.
+a check that it adds no field the step does not output (`check_fields`), then the step's checks. A failing
+'fail' check rejects the edit with its reason; 'flag' findings are kept on the item and reported, because a
+human has just looked at it and chose this text.
 
 What a reviewer may type in 'Edited output':
 - for a one-field output (a title), the new text itself; for a list field, one item per line;
@@ -110,6 +111,37 @@ def parse_edit(step: Step, row_id: str, current: Any, edited: Any) -> Any:
             f"The edit of {_where(step, row_id)} was not applied: {exc.message}",
             "Fix the value in 'Edited output' so it matches the recipe's output fields and types.",
         ) from exc
+
+
+def check_fields(step: Step, params: dict[str, Any], row_id: str, current: Any, edited: Any) -> None:
+    """Refuse an edit that adds a field the step does not output.
+
+    The JSON Schema alone does not catch it for every step: a per-row targets step (attributes) accepts
+    any key, and a hand-written `schema:` may not forbid extra ones. The fields a step outputs are its
+    targets universe (e.g. `params.attributes`) or its schema's properties, plus what the item already has.
+    """
+    if not isinstance(edited, dict):
+        return
+    allowed = output_fields(step, params)
+    if allowed is None:
+        return
+    known = allowed | set(current if isinstance(current, dict) else {})
+    unknown = [name for name in edited if name not in known]
+    if unknown:
+        names = ", ".join(f"'{name}'" for name in unknown)
+        raise EditRejected(
+            f"The edit of {_where(step, row_id)} was not applied: {names} "
+            f"{'is not a field' if len(unknown) == 1 else 'are not fields'} of the step's output.",
+            f"The step outputs: {', '.join(repr(f) for f in sorted(known))}. Remove the other fields.",
+        )
+
+
+def output_fields(step: Step, params: dict[str, Any]) -> set[str] | None:
+    """The fields a step may output, or None when its schema leaves them open (no properties listed)."""
+    if step.spec.targets is not None or step.spec.columns.fields is not None:
+        return set(step._column_universe(params))  # the targets universe, resolved with the job's params
+    props = step.output_schema.get("properties")
+    return set(props) if props else None
 
 
 def check_edit(

@@ -8,11 +8,15 @@ written as a text cell: product data and model output are untrusted and must not
 and a text cell shows `=1+1` as written without changing the value.
 
 The import applies each row on its own, all or nothing for that row, and reports every row it could not
-apply with its row number in the sheet and the reason.
+apply with its row number in the sheet and the reason. It is idempotent: a row whose decision the item
+already carries (approved, rejected, or edited to that very text) is skipped and reported as such, so
+importing the same workbook twice changes nothing and writes no audit rows. A file that is not a readable
+review workbook is one clear error, whatever is wrong with it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +29,7 @@ from skuforge.catalog.cells import cell_text, xlsx_value
 from skuforge.errors import CatalogError, NotFoundError, SkuforgeError
 from skuforge.review.context import ReviewContext
 from skuforge.review.decisions import decide
+from skuforge.review.edits import parse_edit
 from skuforge.review.queue import matches, reasons
 from skuforge.store import ItemRecord, Store
 
@@ -98,6 +103,7 @@ class ImportReport:
     learned: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
+    skipped: list[RowProblem] = field(default_factory=list)  # decisions the items already carry
 
     @property
     def total_applied(self) -> int:
@@ -111,6 +117,7 @@ class ImportReport:
             "learned": self.learned,
             "problems": [_plain(p) for p in self.problems],
             "warnings": [_plain(p) for p in self.warnings],
+            "skipped": [_plain(p) for p in self.skipped],
         }
 
 
@@ -352,9 +359,38 @@ def _row_problem(row: _SheetRow, job_id: str, seen: dict[tuple[str, str, str], i
     return None
 
 
+def _already_applied(store: Store, ctx: ReviewContext, row: _SheetRow) -> str | None:
+    """Why the item already carries this row's decision ("already approved"), or None.
+
+    Only for the item the row was exported from (same key); a regenerated item is refused by `decide`.
+    An edit counts as applied when the item's output is what the edit would make it, approved or edited.
+    """
+    store.flush()
+    try:
+        item = store.get_item(ctx.job.id, row.row_id, row.step, row.variant)
+    except SkuforgeError:
+        return None  # `decide` says what is wrong with the row
+    if item.key != row.key:
+        return None
+    if row.decision in ("approve", "reject"):
+        state = "approved" if row.decision == "approve" else "rejected"
+        return f"already {state}; skipped" if item.review == state else None
+    if item.review not in ("edited", "approved"):
+        return None
+    try:
+        edited = parse_edit(ctx.step(row.step), row.row_id, item.output, row.edited)
+    except SkuforgeError:
+        return None
+    return f"already {item.review} with this text; skipped" if edited == item.output else None
+
+
 def _apply_row(
     store: Store, ctx: ReviewContext, row: _SheetRow, who: str | None, report: ImportReport
 ) -> str | None:
+    done = _already_applied(store, ctx, row)
+    if done is not None:
+        report.skipped.append(RowProblem(row.number, row.row_id, row.step, done))
+        return None
     try:
         decision = decide(
             store,
@@ -390,19 +426,7 @@ def _text(value: Any) -> str:
 
 def _read_rows(path: Path) -> Iterator[_SheetRow]:
     """The data rows of the Review sheet, matched to columns by header name (reviewers may reorder)."""
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    if not path.exists():
-        raise NotFoundError(
-            f"Review file not found: {path}", "Give the .xlsx written by `skuforge review export`."
-        )
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=False)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise CatalogError(
-            f"Cannot read {path} as an Excel workbook: {exc}", "Save it as .xlsx and try again."
-        ) from exc
+    workbook = _open_review_workbook(path)
     try:
         sheet = workbook[SHEET] if SHEET in workbook.sheetnames else workbook.worksheets[0]
         rows = sheet.iter_rows()
@@ -410,8 +434,46 @@ def _read_rows(path: Path) -> Iterator[_SheetRow]:
         columns = _columns(header, path)
         for number, cells in enumerate(rows, start=2):
             yield _sheet_row(number, cells, columns)
+    except SkuforgeError:
+        raise
+    except Exception as exc:  # zip, XML and openpyxl errors from a damaged sheet part
+        raise _unreadable(path, exc) from None
     finally:
         workbook.close()
+
+
+def _open_review_workbook(path: Path) -> Any:
+    from openpyxl import load_workbook
+
+    if not path.exists():
+        raise NotFoundError(
+            f"Review file not found: {path}", "Give the .xlsx written by `skuforge review export`."
+        )
+    if path.is_dir():
+        raise CatalogError(f"{path} is a folder, not a review workbook.", "Give the .xlsx file itself.")
+    try:
+        with path.open("rb") as handle:
+            data = io.BytesIO(handle.read())
+        return load_workbook(data, read_only=True, data_only=False)
+    except Exception as exc:  # openpyxl raises zip, XML, KeyError and its own errors for files it cannot read
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> CatalogError:
+    """One clear error for any file that is not a readable review workbook, with what it seems to be."""
+    with path.open("rb") as handle:
+        magic = handle.read(8)
+    if magic.startswith(b"PK"):
+        seems = "Its zip container or a sheet in it is damaged (an interrupted copy?)."
+    elif magic.startswith(b"\xd0\xcf\x11\xe0"):
+        seems = "It looks like an old binary .xls or a password-protected workbook."
+    else:
+        seems = "It is not an Excel workbook at all (text or another format)."
+    return CatalogError(
+        f"{path.name} is not a review workbook skuforge can read ({type(exc).__name__}). {seems}",
+        "Import the .xlsx written by `skuforge review export JOB --out review.xlsx`, saved from Excel, WPS "
+        "or LibreOffice as .xlsx (not .csv or .xls), without a password.",
+    )
 
 
 def _columns(header: list[str], path: Path) -> dict[str, int]:
