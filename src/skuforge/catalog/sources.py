@@ -204,8 +204,9 @@ def _choose_sheet(path: Path, names: list[str], sheet: str | int | None) -> str:
         return names[number - 1]
     listed = ", ".join(f"{i} '{name}'" for i, name in enumerate(names, start=1))
     asked = f"sheet number {number}" if number is not None else f"sheet {sheet!r}"
-    return_hint = f"Pass a sheet name, or a number from 1 to {len(names)} (--sheet 1 is the first sheet)."
-    raise CatalogError(f"{path.name} has no {asked}. Its sheets are: {listed}.", return_hint)
+    numbers = "1" if len(names) == 1 else f"a number from 1 to {len(names)}"
+    hint = f"Pass a sheet name, or {numbers} (--sheet 1 is the first sheet)."
+    raise CatalogError(f"{path.name} has no {asked}. Its sheets are: {listed}.", hint)
 
 
 FORMULA_SCAN_CARRY = 64 * 1024
