@@ -24,7 +24,7 @@ out = Console()
 
 CatalogArg = Annotated[Path, typer.Argument(help="The catalog: .xlsx, .csv/.tsv, .jsonl or .parquet.")]
 RecipeOpt = Annotated[
-    str, typer.Option("--recipe", "-r", help="A built-in recipe name or a recipe .yaml file.")
+    str | None, typer.Option("--recipe", "-r", help="A built-in recipe name or a recipe .yaml file.")
 ]
 ModelOpt = Annotated[
     str | None,
@@ -39,11 +39,13 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="Take the first N 
 SampleOpt = Annotated[
     int | None, typer.Option("--sample", help="Take N rows at random, spread over categories.")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --sample.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for --sample.")]
 SheetOpt = Annotated[
     str | None, typer.Option("--sheet", help="The sheet of an .xlsx (name or 1-based number).")
 ]
-HeaderOpt = Annotated[int, typer.Option("--header-row", help="The row that holds the column names.")]
+HeaderOpt = Annotated[
+    int | None, typer.Option("--header-row", help="The row that holds the column names (default 1).")
+]
 IdOpt = Annotated[str | None, typer.Option("--id-column", help="The column that identifies a product.")]
 EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Force the CSV encoding, e.g. gb18030.")]
 ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", help="Requests in flight at once.")]
@@ -72,6 +74,12 @@ ExecutorOpt = Annotated[
 ]
 RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="An existing Ray cluster, e.g. ray://head:10001 or auto.")
+]
+PriceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--price", help="USD per 1M input/output tokens for a model the price table lacks, e.g. 0.25/2.00."
+    ),
 ]
 FromTrialOpt = Annotated[
     str | None,
@@ -153,7 +161,8 @@ def execute(store: Store, job: Job, settings: Settings, *, quiet: bool, as_json:
 
     title = f"{Path(job.recipe).stem} · {job.model}"
     runner = make_executor(store, job, settings)
-    runner.prepare()  # catalog, recipe, model and key: every input error comes before the progress bar
+    runner.prepare()  # catalog, recipe, output, selection, prices: every input error before any request
+    preflight(runner.ctx.models(), settings)
     with live_progress(title, quiet=quiet or as_json) as update:
         runner.on_progress = update
         try:
@@ -168,6 +177,17 @@ def execute(store: Store, job: Job, settings: Settings, *, quiet: bool, as_json:
         )
     finish(store, job, progress, as_json=as_json, quiet=quiet)
     return progress
+
+
+def preflight(models: list[str], settings: Settings) -> None:
+    """Ask each model's server whether the URL, the key and the model name work (one cheap request per
+    hosted provider; nothing for local and fake models) and print what is worth knowing, before any
+    progress is drawn. Raises ProviderUnavailable or ConfigError with what to do."""
+    from skuforge.providers.preflight import preflight_model
+
+    for model in models:
+        for note in preflight_model(model, settings):
+            console.print(f"[yellow]Note:[/] {note}")
 
 
 def finish(store: Store, job: Job, progress: RunProgress, *, as_json: bool, quiet: bool) -> None:
@@ -189,41 +209,75 @@ def finish(store: Store, job: Job, progress: RunProgress, *, as_json: bool, quie
         console.print(f"Wrote {exported.rows:,} rows to [bold]{exported.path}[/]{note}.")
 
 
-def run_from_trial(
-    trial_id: str, *, max_cost: float | None, out_path: Path | None, quiet: bool, as_json: bool
-) -> None:
-    """The full run of a trial: same catalog, recipe, model, params and selection, without the sample."""
+TRIAL_DEFINES = ("recipe", "model", "sets", "where", "limit", "sample", "seed", "sheet", "header_row",
+                 "id_column", "encoding", "recipe_dir")  # fmt: skip
+"""`run` options that a trial's full run takes from the trial itself; given with --from-trial, refused."""
+
+
+def run_from_trial(trial_id: str, given: dict[str, Any], settings: Settings) -> None:
+    """The full run of a trial: its catalog, recipe, model, params and selection without the sample, with
+    this command's call settings (limits, cache, budget, price, review share, executor, output)."""
     from skuforge.engine.trial import promote
 
-    settings = load_settings()
+    clash = [name for name in TRIAL_DEFINES if given.get(name) not in (None, [], False)]
+    if clash or given.get("catalog") is not None:
+        what = ", ".join(f"--{n.replace('_', '-')}" for n in clash) or "a CATALOG"
+        raise UserError(
+            f"--from-trial runs exactly what trial {trial_id} tried; {what} cannot change it.",
+            "Drop those options, or run a new trial with them: skuforge trial CATALOG ... --sample N.",
+        )
     store = open_store(settings.store_url())
     try:
         trial = store.get_job(trial_id)
-        target = out_path or default_out(Path(trial.catalog))
-        job = promote(store, trial_id, max_cost=max_cost, out=str(target.resolve()))
-        if not quiet and not as_json:
+        target = given["out_path"] or default_out(Path(trial.catalog))
+        job = promote(store, trial_id, out=str(target.resolve()), **call_settings(settings, given))
+        if not given["quiet"] and not given["as_json"]:
             console.print(
-                f"Full run [bold]{job.id}[/] of trial {trial_id}: its products come from the cache."
+                f"Full run [bold]{job.id}[/] of trial {trial_id}: its products are not paid for again."
             )
-        execute(store, job, settings, quiet=quiet, as_json=as_json)
+        execute(store, job, settings, quiet=given["quiet"], as_json=given["as_json"])
     finally:
         store.close()
+
+
+def call_settings(settings: Settings, given: dict[str, Any]) -> dict[str, Any]:
+    """How a run calls the model, from `run`'s options: limits, cache, budget, price, review share and
+    executor (a JobSpec's fields that do not change what is generated)."""
+    limits = merged_limits(
+        settings,
+        concurrency=given["concurrency"],
+        rpm=given["rpm"],
+        tpm=given["tpm"],
+        timeout_s=given["timeout"],
+    )
+    if given["price"] is not None:
+        from skuforge.providers.prices import parse_price
+
+        parse_price(given["price"])  # a typo fails now, not when the first price is needed
+    fields: dict[str, Any] = {
+        "limits": limits,
+        "cache": not given["no_cache"],
+        "max_cost": given["max_cost"],
+        "review_sample": given["review_sample"],
+        "price": given["price"],
+    }
+    return {**fields, **executor_choice(given["mode"], given["executor"], given["ray_address"])}
 
 
 def run(
     catalog: Annotated[
         Path | None, typer.Argument(help="The catalog: .xlsx, .csv/.tsv, .jsonl or .parquet.")
     ] = None,
-    recipe: RecipeOpt = "attributes",
+    recipe: RecipeOpt = None,
     model: ModelOpt = None,
     out_path: OutOpt = None,
     sets: SetOpt = None,
     where: WhereOpt = None,
     limit: LimitOpt = None,
     sample: SampleOpt = None,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
     sheet: SheetOpt = None,
-    header_row: HeaderOpt = 1,
+    header_row: HeaderOpt = None,
     id_column: IdOpt = None,
     encoding: EncodingOpt = None,
     concurrency: ConcurrencyOpt = None,
@@ -240,15 +294,17 @@ def run(
     mode: ModeOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
+    price: PriceOpt = None,
 ) -> None:
     """Run a recipe over a catalog and write the enriched catalog.
 
     Running the same command again continues the same job: finished items are not sent again, and rows
     whose prompts changed are regenerated.
     """
-    if from_trial is not None:
-        return run_from_trial(from_trial, max_cost=max_cost, out_path=out_path, quiet=quiet, as_json=as_json)
+    given = dict(locals())
     settings = load_settings()
+    if from_trial is not None:
+        return run_from_trial(from_trial, given, settings)
     if catalog is None:
         raise UserError(
             "Which catalog? Give its path, e.g. skuforge run products.xlsx --recipe title.",
@@ -257,26 +313,22 @@ def run(
     require_catalog(catalog)
     spec = JobSpec.create(
         catalog,
-        recipe=recipe_ref(recipe),
+        recipe=recipe_ref(recipe or "attributes"),
         model=model or settings.model,
         params=parse_sets(sets),
         selection=Selection(
             sheet=sheet_value(sheet),
-            header_row=header_row,
+            header_row=header_row or 1,
             id_column=id_column,
             encoding=encoding,
             where=where,
             limit=limit,
             sample=sample,
-            seed=seed,
+            seed=seed or 0,
         ),
-        limits=merged_limits(settings, concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout),
-        cache=not no_cache,
-        max_cost=max_cost,
         recipe_dirs=[str(d.resolve()) for d in recipe_dir or []],
-        review_sample=review_sample,
         out=str((out_path or default_out(catalog)).resolve()),
-        **executor_choice(mode, executor, ray_address),
+        **call_settings(settings, given),
     )
     store = open_store(settings.store_url())
     try:
@@ -306,6 +358,7 @@ def resume(
     mode: ModeOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
+    price: PriceOpt = None,
 ) -> None:
     """Continue a paused, failed or interrupted job; finished items are not sent again."""
     settings = load_settings()
@@ -315,6 +368,11 @@ def resume(
         changed = executor_choice(mode, executor, ray_address)
         if max_cost is not None:
             changed["max_cost"] = max_cost
+        if price is not None:
+            from skuforge.providers.prices import parse_price
+
+            parse_price(price)
+            changed["price"] = price
         if changed:
             store.update_job(job.id, settings={**job.settings, **changed})
             job = store.get_job(job.id)

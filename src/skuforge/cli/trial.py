@@ -18,6 +18,7 @@ from skuforge.cli.run import (
     IdOpt,
     JsonOpt,
     ModelOpt,
+    PriceOpt,
     RecipeDirOpt,
     RecipeOpt,
     RpmOpt,
@@ -29,13 +30,16 @@ from skuforge.cli.run import (
     merged_limits,
     out,
     parse_sets,
+    preflight,
     recipe_ref,
     require_catalog,
     sheet_value,
 )
 from skuforge.config import load_settings
+from skuforge.engine.context import JobContext
 from skuforge.engine.report import duration
 from skuforge.engine.spec import Selection
+from skuforge.providers.prices import parse_price
 from skuforge.store import open_store
 
 TrialSampleOpt = Annotated[
@@ -94,12 +98,12 @@ def trial(
     recipe: RecipeOpt = "attributes",
     model: ModelOpt = None,
     sample: TrialSampleOpt = 20,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = None,
     where: WhereOpt = None,
     sets: SetOpt = None,
     report: ReportOpt = None,
     sheet: SheetOpt = None,
-    header_row: HeaderOpt = 1,
+    header_row: HeaderOpt = None,
     id_column: IdOpt = None,
     encoding: EncodingOpt = None,
     concurrency: ConcurrencyOpt = None,
@@ -107,6 +111,7 @@ def trial(
     tpm: TpmOpt = None,
     recipe_dir: RecipeDirOpt = None,
     as_json: JsonOpt = False,
+    price: PriceOpt = None,
 ) -> None:
     """Try a recipe on a sample spread over categories: preview, checks, and the projected cost and time of
     the full run. Start the full run with `skuforge run --from-trial JOB`."""
@@ -116,13 +121,19 @@ def trial(
     settings = load_settings()
     require_catalog(catalog)
     spec = trial_spec(
-        catalog, sample=sample, recipe=recipe_ref(recipe),
+        catalog, sample=sample, recipe=recipe_ref(recipe or "attributes"),
         model=model or settings.model, params=parse_sets(sets),
-        selection=Selection(sheet=sheet_value(sheet), header_row=header_row, id_column=id_column,
-                            encoding=encoding, where=where, seed=seed),
+        selection=Selection(sheet=sheet_value(sheet), header_row=header_row or 1, id_column=id_column,
+                            encoding=encoding, where=where, seed=seed or 0),
         limits=merged_limits(settings, concurrency=concurrency, rpm=rpm, tpm=tpm),
         recipe_dirs=[str(d.resolve()) for d in recipe_dir or []],
+        price=price,
     )  # fmt: skip
+    if price is not None:
+        parse_price(price)
+    ctx = JobContext.from_spec(spec, settings)
+    ctx.check_ready()  # every input error, then the model's server, before any progress is drawn
+    preflight(ctx.models(), settings)
     store = open_store(settings.store_url())
     try:
         with live_progress(f"trial · {spec.recipe} · {spec.model}", quiet=as_json) as update:

@@ -230,10 +230,6 @@ class AnthropicBatchAPI(BatchAPI):
             ),
         )
 
-    def text(self, result: LineResult, request: Request) -> str:
-        prefilled = request.json_schema is not None or request.json_mode
-        return ("{" if prefilled else "") + (result.text or "")
-
     async def cancel(self, batch_id: str) -> None:
         await self._call("POST", f"{self.base}/{batch_id}/cancel")
 

@@ -18,10 +18,11 @@ from typing import Any
 from skuforge.catalog import Catalog, CatalogRow, open_catalog, select
 from skuforge.config import Settings, load_settings
 from skuforge.engine.spec import JobSpec
-from skuforge.errors import RecipeError, SkuforgeError
+from skuforge.errors import RecipeError, SelectionError, SkuforgeError
 from skuforge.recipes import Recipe, Step, load_recipe
 from skuforge.store import Job
 
+GENERATED_SUFFIX = "_generated"
 ID_COLUMNS = (
     "sku",
     "sku_id",
@@ -138,6 +139,48 @@ class JobContext:
                 if name not in names:
                     names.append(name)
         return names
+
+    def export_columns(self) -> list[str]:
+        """The generated columns as the export names them: one that has an original column's name gets
+        `_generated` (the original is never overwritten)."""
+        original = set(self.catalog.columns)
+        return [f"{n}{GENERATED_SUFFIX}" if n in original else n for n in self.generated_columns()]
+
+    # -- before paying ---------------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        """Everything a run needs that can be wrong, checked before the first request is sent: the
+        recipe directories, the output path, the generated columns, the selection and the rows."""
+        from skuforge.catalog import check_output_path
+        from skuforge.recipes.loader import check_recipe_dirs
+
+        check_recipe_dirs(self.spec.recipe_dirs)
+        if self.spec.out:
+            check_output_path(self.spec.out, self.catalog.path)
+        self._check_collisions()
+        self._check_selection()
+
+    def _check_collisions(self) -> None:
+        taken = set(self.catalog.columns)
+        for name in self.generated_columns():
+            renamed = f"{name}{GENERATED_SUFFIX}"
+            if name in taken and renamed in taken:
+                raise RecipeError(
+                    f"The catalog has both '{name}' and '{renamed}': the generated '{name}' would overwrite "
+                    f"the catalog's own '{renamed}' column in the export.",
+                    f"Rename or drop the '{renamed}' column (e.g. a previous run's output used as input), "
+                    "or run on the original catalog.",
+                )
+
+    def _check_selection(self) -> None:
+        """A bad `--where` fails on the first rows; a catalog or selection without rows says so."""
+        sel = self.spec.selection
+        first = next(iter(select(self.catalog, where=sel.where, limit=1)), None)
+        if first is None:
+            what = "no row matches the selection" if self.spec.selection.where else "it has no data rows"
+            raise SelectionError(
+                f"Nothing to run in {self.catalog.path.name}: {what}.",
+                "Check the --where predicate and --sheet / --header-row, or add rows to the catalog.",
+            )
 
 
 def _open_catalog(spec: JobSpec) -> Catalog:

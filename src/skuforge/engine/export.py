@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.catalog import CatalogRow, infer_format, write_catalog
-from skuforge.engine.context import JobContext, variant_label
+from skuforge.engine.context import GENERATED_SUFFIX, JobContext, variant_label
 from skuforge.engine.local import CHUNK_ROWS, chunked
 from skuforge.store import ItemRecord, Job, Store
 
 STATUS_COLUMN = "skuforge_status"
 NOTES_COLUMN = "skuforge_notes"
 SOURCES_COLUMN = "skuforge_sources"
-GENERATED_SUFFIX = "_generated"
 _SEVERITY = {"": 0, "skipped": 0, "done": 1, "pending": 2, "flagged": 3, "failed": 4}
 
 
@@ -61,7 +60,7 @@ class Exporter:
         self.store, self.job, self.approved_only = store, job, approved_only
         self.ctx = JobContext.open(job)
         self.original = list(self.ctx.catalog.columns)
-        self.generated = [_rename(n, set(self.original)) for n in self.ctx.generated_columns()]
+        self.generated = self.ctx.export_columns()
         self.with_sources = has_sources(store, job)
         self.failures: list[dict[str, Any]] = []
         self.summary: ExportSummary | None = None

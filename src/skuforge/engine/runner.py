@@ -27,6 +27,7 @@ from skuforge.engine.projection import live_projection
 from skuforge.engine.spec import JobSpec
 from skuforge.errors import BudgetExceeded, ProviderUnavailable
 from skuforge.providers.base import Provider
+from skuforge.providers.prices import Price, parse_price, price_for, require_price
 from skuforge.store import ItemOutcome, Job, Store
 from skuforge.store.protocol import ItemStore
 
@@ -85,6 +86,7 @@ class Runner:
         self.stop_error: BaseException | None = None
         self._provider_factory = provider_factory
         self._cache: ResponseCache | None = None
+        self._prices: dict[str, Price | None] = {}
         if executor is None:
             from skuforge.engine.local import LocalExecutor
 
@@ -94,8 +96,13 @@ class Runner:
 
     # -- set-up ----------------------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Open the context, the budget and the clients; fails before any request."""
+        """Open the context, check everything that can be checked, open the budget and the clients; every
+        input error is raised here, before any request."""
         self.ctx = JobContext.open(self.job, self.settings)
+        self.ctx.check_ready()
+        if self.spec.max_cost is not None:
+            for model in self.ctx.models():
+                require_price(model, self.settings, self._price_flag(model))
         self.budget = Budget.open(self.store, self.job.id, self.spec.max_cost)
         self.pipeline = ItemPipeline(
             self.ctx,
@@ -104,6 +111,7 @@ class Runner:
             client_for=self.client,
         )
         self.progress.rows_total = self.ctx.count_rows()
+        self.progress.cost_known = all(self.price(m) is not None for m in self.ctx.models())
 
     def provider(self, model: str) -> Provider:
         from skuforge.providers import get_provider
@@ -126,9 +134,13 @@ class Runner:
         )
 
     def price(self, model: str) -> Any:
-        from skuforge.providers.prices import price_for
+        """The model's price: `--price` for the job's model, else the price table; None when unknown."""
+        if model not in self._prices:
+            self._prices[model] = price_for(model, self.settings.prices, price=self._price_flag(model))
+        return self._prices[model]
 
-        return price_for(model, self.settings.prices)
+    def _price_flag(self, model: str) -> Price | None:
+        return parse_price(self.spec.price) if self.spec.price and model == self.spec.model else None
 
     # -- the run ---------------------------------------------------------------------------------------
     async def run(self) -> RunProgress:
@@ -196,6 +208,7 @@ class Runner:
         p.cache_hits += int(outcome.cached and outcome.attempts > 0)
         p.input_tokens += outcome.input_tokens
         p.output_tokens += outcome.output_tokens
+        p.cached_input_tokens += outcome.cached_tokens
         p.cost += outcome.cost
 
     def row_finished(self) -> None:

@@ -47,6 +47,7 @@ class JobSpec(BaseModel):
     )
     executor: Literal["local", "ray"] = Field("local", description="this process, or Ray Data")
     ray_address: str | None = Field(None, description="an existing Ray cluster; none starts a local one")
+    price: str | None = Field(None, description="IN/OUT[/CACHED] USD per 1M tokens for the job's model")
 
     @classmethod
     def create(cls, catalog: str | Path, **fields: Any) -> JobSpec:
@@ -88,6 +89,7 @@ class JobSpec(BaseModel):
             "mode": self.mode,
             "executor": self.executor,
             "ray_address": self.ray_address,
+            "price": self.price,
         }
 
     @classmethod
@@ -109,4 +111,5 @@ class JobSpec(BaseModel):
             mode=settings.get("mode", "online"),
             executor=settings.get("executor", "local"),
             ray_address=settings.get("ray_address"),
+            price=settings.get("price"),
         )

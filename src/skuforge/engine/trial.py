@@ -165,8 +165,10 @@ def _preview(ctx: Any, records: list[Any]) -> list[PreviewItem]:
     return preview
 
 
-def full_run_spec(trial: Job, *, max_cost: float | None = None, out: str | None = None) -> JobSpec:
-    """The full run a trial stands for: its spec without the sample, kind 'run'."""
+def full_run_spec(trial: Job, **call: Any) -> JobSpec:
+    """The full run a trial stands for: its spec without the sample, kind 'run'. `call` may change how
+    the model is called (limits, cache, max_cost, price, review_sample, mode, executor, ray_address) and
+    the output; anything that changes what is generated comes from the trial."""
     if trial.kind != "trial":
         raise UserError(
             f"Job {trial.id} is a {trial.kind} job, not a trial.",
@@ -174,16 +176,24 @@ def full_run_spec(trial: Job, *, max_cost: float | None = None, out: str | None 
         )
     spec = JobSpec.from_job(trial)
     selection = spec.selection.model_copy(update={"sample": None, "seed": 0})
-    update: dict[str, Any] = {"selection": selection, "kind": "run", "out": out}
-    if max_cost is not None:
-        update["max_cost"] = max_cost
-    return spec.model_copy(update=update)
+    allowed = set(CALL_FIELDS) | {"out"}
+    unknown = sorted(set(call) - allowed)
+    if unknown:
+        raise UserError(
+            f"A full run of a trial cannot change {', '.join(unknown)}.", "Run a new trial instead."
+        )
+    given = {k: v for k, v in call.items() if v is not None}
+    return spec.model_copy(update={"selection": selection, "kind": "run", "out": call.get("out"), **given})
 
 
-def promote(store: Store, trial_id: str, *, max_cost: float | None = None, out: str | None = None) -> Job:
+CALL_FIELDS = ("limits", "cache", "max_cost", "price", "review_sample", "mode", "executor", "ray_address")
+"""JobSpec fields that change how the model is called, not what it is asked: a full run may set them."""
+
+
+def promote(store: Store, trial_id: str, **call: Any) -> Job:
     """Create (or continue) the full run of a trial; its parent is the trial."""
     trial = store.get_job(trial_id)
-    spec = full_run_spec(trial, max_cost=max_cost, out=out)
+    spec = full_run_spec(trial, **call)
     existing = store.find_job(spec.fingerprint())
     if existing is not None:
         store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
