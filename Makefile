@@ -10,11 +10,13 @@ demo:
 
 test:
 	scripts/setup.sh all,ray,dev
+	$(MAKE) lint
 	.venv/bin/python -m pytest -q
 
 lint:
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy src
 
 bench:
 	.venv/bin/python -m bench

@@ -2,8 +2,9 @@
 
 Rule sets are YAML data: the shipped ones live in `images/rules/` (`amazon-main`, `white-background`), and a
 user may pass the path of their own file with the same keys. The measurements come from `pixels`, the same
-functions `compose` aims with. The NSFW score comes from `skuforge.safety.nsfw` when that part is installed;
-otherwise the report says `nsfw: unavailable` and the NSFW rule is reported as not run, never as passed.
+functions `compose` aims with. The NSFW score comes from `skuforge.safety.nsfw` when that part is installed.
+The NSFW gate fails closed: when a rule set asks for a score and none could be computed (the part is missing,
+or the model failed on this image), the image fails with the reason, never passes unchecked.
 """
 
 from __future__ import annotations
@@ -149,7 +150,12 @@ def judge(m: Mapping[str, Any], rules: Rules) -> list[str]:
             f"image looks blurry: sharpness (Laplacian variance) {m['sharpness']}, "
             f"need >= {rules.min_sharpness}"
         )
-    if rules.max_nsfw is not None and isinstance(m["nsfw"], float) and m["nsfw"] > rules.max_nsfw:
+    if rules.max_nsfw is not None and not isinstance(m["nsfw"], float):
+        reasons.append(
+            "image safety could not be checked (NSFW score unavailable); it is not cleared: install "
+            "'skuforge[safety]' or review the image by hand"
+        )
+    elif rules.max_nsfw is not None and m["nsfw"] > rules.max_nsfw:
         reasons.append(f"image may be unsafe: NSFW score {m['nsfw']:.2f}, need <= {rules.max_nsfw:.2f}")
     if rules.max_file_kb and m.get("file_kb") and m["file_kb"] > rules.max_file_kb:
         reasons.append(f"file is {m['file_kb']:.0f} KB, need <= {rules.max_file_kb:.0f} KB")
