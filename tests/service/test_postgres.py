@@ -55,6 +55,21 @@ def test_the_workflow_runs_on_postgresql(postgres: PostgresServer, make_client: 
     assert decided.json()["review"] == "approved"
     assert len(client.get(f"/api/jobs/{run['id']}/review/history").json()) == 1
     assert client.get(f"/api/jobs/{run['id']}/export?format=csv").status_code == 200
+    assert client.get(f"/api/jobs/{run['id']}").json()["live"]["items"] == 20  # 5 of them from the cache
+    assert len(client.get(f"/api/jobs/{run['id']}/results?status=approved").json()["items"]) == 1
+    body = {
+        "name": "nightly",
+        "cron": "0 2 * * *",
+        "catalog": stored["id"],
+        "recipe": "attributes",
+        "model": "fake:",
+    }
+    schedule = client.post("/api/schedules", json=body).json()
+    fired = client.post(f"/api/schedules/{schedule['id']}/run").json()["job_id"]
+    assert fired == run["id"]  # the same spec continues the same run
+    wait_for(client, fired)
+    [firing] = client.get(f"/api/schedules/{schedule['id']}").json()["history"]
+    assert firing["trigger"] == "manual" and firing["job_state"] == "done" and firing["items"] == 0
 
 
 def test_concurrent_claims_on_postgresql_never_take_a_job_twice(postgres: PostgresServer) -> None:
