@@ -80,3 +80,21 @@ def test_find_job_returns_the_newest_run_with_that_fingerprint(tmp_path: Path) -
     found = store.find_job("fp1")
     assert found is not None and found.id == newer.id
     assert store.find_job("other") is None
+
+
+def test_a_store_written_before_answers_were_kept_finds_its_finished_work_by_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = open_store(url)
+    job = store.create_job(kind="run", catalog="c.csv", recipe="title")
+    done = ItemOutcome(row_id="1", row_index=0, step="title", key="k1", status="done", output={"t": 1})
+    failed = ItemOutcome(row_id="2", row_index=1, step="title", key="k2", status="failed", error="boom")
+    store.record(job.id, [done, failed])
+    store.flush()
+    with store.engine.begin() as conn:  # as schema 1 left it: no answers table content, version 1
+        conn.exec_driver_sql("DELETE FROM answers")
+        conn.exec_driver_sql("UPDATE skuforge_meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    upgraded = open_store(url)
+    found = upgraded.finished_by_keys(job.id, ["k1", "k2"])
+    assert list(found) == ["k1"] and found["k1"].output == {"t": 1}
+    upgraded.close()

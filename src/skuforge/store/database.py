@@ -147,9 +147,7 @@ class Store:
                 if row is None:
                     conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 elif int(row[0]) < SCHEMA_VERSION:
-                    conn.execute(
-                        update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
-                    )
+                    self._upgrade(conn, int(row[0]))
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise ConfigError(
                         f"The store {self.url} was written by a newer skuforge (schema {row[0]}).",
@@ -159,6 +157,25 @@ class Store:
             raise ConfigError(
                 f"Cannot use the store at {self.url}: {exc.orig}", "Check the path or URL."
             ) from exc
+
+    def _upgrade(self, conn: Any, version: int) -> None:
+        """Bring an older store up to SCHEMA_VERSION (tables and indexes are created by create_all)."""
+        if version < 2:  # schema 2 keeps finished answers by key: fill it from the items stored so far
+            names = list(_ANSWER_COLUMNS)
+            source = select(*(items.c[n] for n in names)).where(
+                items.c.status.in_(FINISHED), items.c.key != ""
+            )
+            stmt = self._insert(answers).from_select(names, source)
+            conn.execute(stmt.on_conflict_do_nothing())
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    def _insert(self, table: Any) -> Any:
+        """The dialect's INSERT (for ON CONFLICT clauses)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        return insert(table)
 
     def close(self) -> None:
         self.flush()
@@ -353,11 +370,7 @@ class Store:
         """The insert-or-update of items, built once: building it costs more than writing a few rows."""
         if (built := self.__dict__.get("_upsert_stmt")) is not None:
             return built
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(items)
+        stmt = self._insert(items)
         keep = ("job_id", "row_id", "step", "variant")
         changed = {c.name: stmt.excluded[c.name] for c in items.columns if c.name not in keep}
         self._upsert_stmt = stmt.on_conflict_do_update(
@@ -368,11 +381,7 @@ class Store:
     def _upsert_answers(self) -> Any:
         if (built := self.__dict__.get("_answers_stmt")) is not None:
             return built
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(answers)
+        stmt = self._insert(answers)
         changed = {c: stmt.excluded[c] for c in _ANSWER_COLUMNS if c not in ("job_id", "key")}
         self._answers_stmt = stmt.on_conflict_do_update(index_elements=["job_id", "key"], set_=changed)
         return self._answers_stmt
