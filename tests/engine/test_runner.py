@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from skuforge.errors import RecipeError, TransientError
+from skuforge.errors import RecipeError, SkuforgeError, TransientError
 from skuforge.providers.fake import FakeProvider
+from skuforge.store import Store
 from tests.engine.conftest import Harness, default_title, write_catalog
 
 
@@ -160,3 +161,41 @@ def test_run_job_helper_runs_from_sync_code(store, catalog: Path) -> None:  # ty
     progress = run_job(store, store.get_job(job.id), provider_factory=lambda _m: h.fake)
     assert progress.state == "done"
     assert not asyncio.iscoroutine(progress)
+
+
+def test_a_catalog_without_rows_fails_before_any_request_and_leaves_no_queued_job(
+    harness: Harness, tmp_path: Path
+) -> None:
+    path = tmp_path / "header-only.csv"
+    path.write_text("sku,title,category\n", encoding="utf-8")
+    job = harness.job(path)
+    with pytest.raises(SkuforgeError) as info:
+        harness.run(job)
+    assert harness.fake.calls == 0
+    stored = harness.store.get_job(job.id)
+    assert stored.state == "failed" and stored.error and "row" in stored.error
+    assert "row" in info.value.message
+
+
+def test_a_worker_marks_a_job_it_cannot_run_failed_with_the_reason(store: Store, tmp_path: Path) -> None:
+    from skuforge.config import Settings
+    from skuforge.engine.spec import JobSpec
+    from skuforge.service import Worker
+    from skuforge.service import jobs as job_ops
+
+    catalog = write_catalog(tmp_path / "c.csv", 5)
+    job = job_ops.create(store, JobSpec.create(catalog, recipe="attributes", model="fake:"))
+    assert store.get_job(job.id).state == "queued"
+    catalog.unlink()  # the catalog went away after the job was queued
+    worker = Worker(store, Settings(), poll_s=0.01, run_schedules=False)
+
+    async def until_settled() -> None:
+        task = asyncio.create_task(worker.run_forever())
+        while store.get_job(job.id).state in ("queued", "running"):
+            await asyncio.sleep(0.02)
+        worker.stop()
+        await task
+
+    asyncio.run(until_settled())
+    stored = store.get_job(job.id)
+    assert stored.state == "failed" and "c.csv" in (stored.error or "")

@@ -133,7 +133,7 @@ def start_job(store: Store, spec: JobSpec) -> tuple[Job, bool]:
     if existing is not None:
         store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
         return store.get_job(existing.id), True
-    return store.create_job(**spec.job_fields(), state="queued"), False
+    return store.create_job(**spec.job_fields(), state="draft"), False  # run here, never by a worker
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from skuforge.engine.pipeline import ItemPipeline
 from skuforge.engine.progress import ProgressCallback, RunProgress
 from skuforge.engine.projection import live_projection
 from skuforge.engine.spec import JobSpec
-from skuforge.errors import BudgetExceeded, ProviderUnavailable
+from skuforge.errors import BudgetExceeded, ProviderUnavailable, SkuforgeError
 from skuforge.providers.base import Provider
 from skuforge.providers.prices import Price, parse_price, price_for, require_price
 from skuforge.store import ItemOutcome, Job, Store
@@ -97,7 +97,15 @@ class Runner:
     # -- set-up ----------------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Open the context, check everything that can be checked, open the budget and the clients; every
-        input error is raised here, before any request."""
+        input error is raised here, before any request, and marks the job failed with its reason (a job
+        that cannot run is never left queued for a worker to pick up)."""
+        try:
+            self._prepare()
+        except SkuforgeError as exc:
+            self.store.set_state(self.job.id, "failed", error=str(exc))
+            raise
+
+    def _prepare(self) -> None:
         self.ctx = JobContext.open(self.job, self.settings)
         self.ctx.check_ready()
         if self.spec.max_cost is not None:

@@ -198,4 +198,4 @@ def promote(store: Store, trial_id: str, **call: Any) -> Job:
     if existing is not None:
         store.update_job(existing.id, settings=spec.settings_blob(), out=spec.out)
         return store.get_job(existing.id)
-    return store.create_job(**spec.job_fields(), state="queued", parent_id=trial.id)
+    return store.create_job(**spec.job_fields(), state="draft", parent_id=trial.id)
