@@ -42,14 +42,14 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn serving the app in a background thread; `url` is its base address."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, provider_factory: Any = None, **options: Any) -> None:
         import uvicorn
 
         opts: dict[str, Any] = dict(
             token=TOKEN, worker_poll_s=0.1, lease_s=5.0, trial_rows=5, models=["fake:"]
         )
         opts.update(options)
-        self.app = create_app(ServiceOptions(**opts))
+        self.app = create_app(ServiceOptions(**opts), provider_factory=provider_factory)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

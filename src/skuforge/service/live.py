@@ -130,7 +130,7 @@ class LiveProgress:
         span = now - first[0]
         elapsed = now - self.started
         window_requests, window_limited = requests - first[2], limited - first[3]
-        p = self.progress
+        p = self.progress or getattr(self.runner, "progress", None)  # the runner counts rows before any item
         return {
             "at": time.time(),
             "rows_total": p.rows_total if p else None,
