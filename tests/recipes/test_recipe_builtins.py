@@ -70,8 +70,12 @@ def test_attributes_asks_only_for_the_attributes_the_row_lacks() -> None:
     # the system prompt is the same for every row (a static prefix that providers can cache)
     other = step.build_request({"title": "Plain mug"}, {}, {}, params, row_label="5")
     assert other is not None and other.messages[0].content == request.messages[0].content
-    # the few-shot answer shows exactly the keys this row asks for
-    assert '"brand"' not in request.messages[2].content and '"material"' in request.messages[2].content
+    # the recipe's own examples are the same for every row too: never re-keyed to the row's attributes
+    assert other.messages[:-1] == request.messages[:-1]
+    assert (
+        request.messages[2].content
+        == '{"brand": null, "color": "白色", "material": "纯棉", "size": "L", "weight": null}'
+    )
 
 
 def test_attributes_sends_no_request_when_nothing_is_missing() -> None:

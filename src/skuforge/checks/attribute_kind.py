@@ -1,10 +1,18 @@
 """The `attribute_kind` check: a filled attribute must be the kind of thing its name says.
 
 Small models put the wrong fact in the right slot: "3000K" as a bulb's material, "纯棉" as a T-shirt's colour,
-"365 Count" as a material. A value for a material attribute must name a known material (the bilingual
-vocabulary the grounding check uses); a value for a colour attribute must contain a colour word
-(`data/colors.yaml`). Other attributes are not judged. Params: `materials` and `colors` (the attribute names
-of each kind; defaults `[material]` and `[color, colour]`), `allow` (values always accepted).
+"365 Count" as a material, "Starter Yoga Bag" as a brand, "10 Pack" as a size. Judged here:
+
+- a material must name a known material (the bilingual vocabulary the grounding check uses) and be no more
+  than that ("Polyester Gym Duffel with Mat Pocket" is a description);
+- a colour must contain a colour word (`data/colors.yaml`);
+- a brand must not be a product phrase: it may not contain the product type the title names, nor be the
+  title's whole first phrase (`checks.merchandising`);
+- a size must not be a pack count, a model number, or a number the title uses only inside a model name.
+
+Other attributes are not judged. Params: `materials`, `colors`, `brands`, `sizes` (the attribute names of
+each kind; defaults `[material]`, `[color, colour]`, `[brand, brand name, 品牌]`, `[size, 尺码]`), `allow`
+(values always accepted).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import yaml
 
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.grounding import vocabulary
+from skuforge.checks.merchandising import brand_problem, material_problem, size_problem
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -46,32 +55,57 @@ class AttributeKind:
         self.action = spec.on_fail
         self.materials = {m.casefold() for m in params.get("materials", ["material"])}
         self.colors = {c.casefold() for c in params.get("colors", ["color", "colour"])}
+        self.brands = {
+            b.casefold() for b in params.get("brands", ["brand", "brand name", "brand_name", "品牌"])
+        }
+        self.sizes = {z.casefold() for z in params.get("sizes", ["size", "尺码"])}
         self.allow = {str(a).casefold() for a in params.get("allow", [])}
 
     def __call__(self, item: CheckItem) -> list[Finding]:
         if not isinstance(item.output, dict):
             return []
-        findings = [self._judge(str(field), value) for field, value in item.output.items()]
+        title = _title(item.row)
+        findings = [self._judge(str(field), value, title) for field, value in item.output.items()]
         bad = [f for f in findings if f is not None]
         return bad or [Finding(check=self.name, ok=True, action=self.action)]
 
-    def _judge(self, field: str, value: Any) -> Finding | None:
+    def _judge(self, field: str, value: Any, title: str) -> Finding | None:
         if not isinstance(value, str) or not value.strip() or value.strip().casefold() in self.allow:
             return None
         name = field.casefold()
-        if name in self.materials and not is_material(value):
-            kind = "material"
+        reason = None
+        if name in self.materials:
+            reason = material_problem(value) if is_material(value) else _not_a(value, field, "material")
         elif name in self.colors and not is_color(value):
-            kind = "colour"
-        else:
+            reason = _not_a(value, field, "colour")
+        elif name in self.brands:
+            reason = brand_problem(value, title)
+        elif name in self.sizes:
+            reason = size_problem(value, title)
+        if reason is None:
             return None
         return Finding(
             check=self.name,
             ok=False,
             action=self.action,
             field=field,
-            reason=f"'{value}' given for '{field}' does not name a {kind}.",
+            reason=reason,
         )
+
+
+def _not_a(value: str, field: str, kind: str) -> str:
+    return f"'{value}' given for '{field}' does not name a {kind}."
+
+
+def _title(row: dict[str, Any]) -> str:
+    """The product's title, whatever the column is called (title, name, product_name, 标题 ...)."""
+    for key, value in row.items():
+        if str(key).strip().casefold() in TITLE_KEYS and isinstance(value, str):
+            return value
+    return ""
+
+
+TITLE_KEYS = {"title", "name", "product_name", "product name", "product_title", "标题", "商品名称", "名称"}
 
 
 @register("attribute_kind")

@@ -108,6 +108,8 @@ class Runner:
     def _prepare(self) -> None:
         self.ctx = JobContext.open(self.job, self.settings)
         self.ctx.check_ready()
+        # extraction steps learn from the catalog's own filled rows (all of them, not only the selection)
+        self.ctx.recipe = self.ctx.recipe.prepare(self.ctx.catalog.rows, self.settings, self.ctx.params)
         if self.spec.max_cost is not None:
             for model in self.ctx.models():
                 require_price(model, self.settings, self._price_flag(model))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,33 @@ class Recipe:
             f"Recipe '{self.name}' has no step '{name}'.",
             f"Its steps: {', '.join(s.name for s in self.steps)}.",
         )
+
+    def prepare(
+        self,
+        rows: Callable[[], Iterable[Any]],
+        settings: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Recipe:
+        """This recipe made ready for one run over one catalog; called once, before the first request.
+
+        `rows()` streams the catalog's rows (`CatalogRow`s or plain dicts); it is called once per
+        extraction step that takes examples from the catalog (a step filling missing fields, in a recipe
+        with an `examples` param above 0; `--set examples=0` turns it off). Such a step gets a bounded,
+        embedded pool of the filled rows and of review's approved edits (`knowledge.catalog_examples`).
+
+        Returns a prepared copy and leaves this recipe as it is: `load_recipe` hands the same instance to
+        every caller in the process, and two runs over two catalogs must not share examples. `settings` is
+        accepted for the engine's convenience and not used yet."""
+        params = self.params if params is None else params
+        if not any(step.takes_catalog_examples for step in self.steps) or not int(
+            params.get("examples") or 0
+        ):
+            return self
+        prepared = copy.copy(self)
+        prepared.steps = [
+            step.with_pool(rows(), params) if step.takes_catalog_examples else step for step in self.steps
+        ]
+        return prepared
 
     def fingerprint(self) -> str:
         """sha256 of the recipe's canonical content (parsed YAML, sorted keys): formatting and comments

@@ -94,6 +94,11 @@ class TargetsSpec(BaseModel):
     The request's schema then asks for exactly those keys; a row with no target gets no request.
     `type` is the shorthand type of each key, or `same` to mirror the source value (text -> string,
     list -> list of strings). `allowed` is an expression giving `{field: [values]}`.
+
+    `values: copied` (extraction) says every value is copied from the product data: the request carries
+    the product texts (`Request.extract_from`) so a provider that can constrain decoding keeps each value
+    to null, an allowed value or a run of words written in the data, and the answer may leave out a key the
+    data does not state. `generated` (the default) lets the model write values of its own.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -101,6 +106,7 @@ class TargetsSpec(BaseModel):
     when: Literal["missing", "present", "all"] = "missing"
     type: str = "string|null"
     allowed: str | None = None
+    values: Literal["copied", "generated"] = "generated"
 
 
 class ColumnsSpec(BaseModel):

@@ -7,13 +7,14 @@ names the recipe, the step, the section and its place in the YAML file, and, for
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import meta
 from jinja2.utils import missing
@@ -38,6 +39,14 @@ from skuforge.recipes.sandbox import (
 )
 from skuforge.recipes.spec import InputSpec, StepSpec, compile_output
 
+if TYPE_CHECKING:  # the pool needs numpy, which only the local and knowledge extras bring
+    from skuforge.knowledge.catalog_examples import ExamplePool
+
+SIMILAR_PER_ROW = 1
+"""Of an extraction step's `examples` from the catalog, how many are picked per row (the most similar
+filled rows); the others stand for the row's category and are the same for all its rows, so they stay in
+the provider's cached prefix and cost nothing after the category's first rows (see README, "What to expect
+from the local model", for the measured effect)."""
 RESERVED = frozenset({"row", "outputs", "params", "locale", "variant", "recipe", "step", "targets"})
 MAX_REPAIR_QUOTE = 4000
 
@@ -74,6 +83,7 @@ class Step:
         self.model = spec.model
         self.pack = spec.pack
         self.max_tokens = spec.max_tokens if isinstance(spec.max_tokens, int) else None  # None: per row
+        self.pool: ExamplePool | None = None  # examples from the catalog's filled rows (Recipe.prepare)
         if spec.output is not None:
             self.output_schema = compile_output(spec.output)
         else:
@@ -330,12 +340,13 @@ class Step:
                 role="system", content=prompt.system_text(*self._instructions(ctx, row_label), described)
             ),
             *self._example_messages(ctx, targets, params, row_label, ask),
-            Message(role="user", content=prompt.user_text(data, ask)),
+            Message(role="user", content=prompt.row_text(data, ask, preamble=not self.copies_values)),
         ]
         return Request(
             messages=messages,
             json_schema=schema,
             json_mode=True,
+            extract_from=prompt.copied_texts(data) if self.copies_values else None,
             max_tokens=self._budget(ctx, data, row_label),
             temperature=0.0,
             tag=f"{self.recipe.name}.{self.name}",
@@ -366,6 +377,11 @@ class Step:
             return schema
         with self._guard("targets.from", ctx, row_label):
             universe = [str(f) for f in evaluate(self._targets_from, ctx) or []]
+        if self.copies_values:
+            described = self._request_schema(ctx, {}, universe, row_label)["properties"]
+            allowed = {k: v["enum"] for k, v in described.items() if "enum" in v}
+            offered = self.pool.closed if self.pool is not None else {}
+            return {"description": prompt.copied_description(allowed, offered)}
         empty = {k: v for k, v in source.items() if k not in universe}
         return self._request_schema(ctx, empty, universe, row_label)
 
@@ -401,7 +417,8 @@ class Step:
         with self._guard("targets.from", ctx, row_label):
             universe = [str(f) for f in evaluate(self._targets_from, ctx) or []]
         if targets.when == "missing":
-            return [f for f in universe if prompt.is_empty(source.get(f))]
+            missing = [f for f in universe if prompt.is_empty(source.get(f))]
+            return self.pool.targets(source, missing) if self.pool is not None else missing
         if targets.when == "present":
             return [f for f in universe if not prompt.is_empty(source.get(f))]
         return universe
@@ -416,7 +433,11 @@ class Step:
             with self._guard("targets.allowed", ctx, row_label):
                 allowed = dict(evaluate(self._targets_allowed, ctx) or {})
         kind = self.spec.targets.type
-        props = {t: prompt.target_value_schema(kind, source.get(t), allowed.get(t)) for t in targets}
+        offered = self.pool.closed if self.pool is not None else {}
+        props = {
+            t: prompt.target_value_schema(kind, source.get(t), allowed.get(t), offered.get(t))
+            for t in targets
+        }
         return {
             "type": "object",
             "properties": props,
@@ -478,8 +499,71 @@ class Step:
                         continue
             chosen.append((data, answer))
         universe = self._column_universe(params) if targets is not None else []
+        if targets is not None and self.spec.targets is not None and self.spec.targets.when == "missing":
+            return self._extraction_examples(ctx, chosen, universe, targets, params)
         fill_null = self.spec.targets is None or self.spec.targets.when == "missing"
         return prompt.example_turns(chosen, targets, universe, ask, fill_null)
+
+    # -- extraction: examples from the catalog, values copied from the data -----------------------------
+
+    @property
+    def copies_values(self) -> bool:
+        """True for an extraction step whose values are copied from the product data (`values: copied`)."""
+        return self.spec.targets is not None and self.spec.targets.values == "copied"
+
+    @property
+    def takes_catalog_examples(self) -> bool:
+        """True when the step fills missing fields and the recipe has an `examples` param (k per row)."""
+        targets = self.spec.targets
+        return targets is not None and targets.when == "missing" and "examples" in self.recipe.default_params
+
+    def with_pool(self, rows: Iterable[Any], params: dict[str, Any]) -> Step:
+        """A copy of this step whose extraction examples come from `rows` (the catalog's rows, read once)."""
+        inp = self.spec.input
+        fields = (
+            [f.rstrip("?") for f in inp.fields]
+            if isinstance(inp, InputSpec) and isinstance(inp.fields, list)
+            else []
+        )
+        fields += list(inp.optional) if isinstance(inp, InputSpec) else []
+        from skuforge.knowledge.catalog_examples import ExamplePool, approved_rows
+
+        step = copy.copy(self)
+        step.pool = ExamplePool.build(
+            (getattr(row, "data", row) for row in rows),
+            universe=self._column_universe(params),
+            fields=fields,
+            approved=approved_rows(self.recipe.name),
+        )
+        return step
+
+    def _extraction_examples(
+        self,
+        ctx: dict[str, Any],
+        chosen: list[tuple[dict[str, Any], dict[str, Any]]],
+        universe: list[str],
+        targets: list[str],
+        params: dict[str, Any],
+    ) -> list[Message]:
+        """The recipe's examples whole, then the catalog's: those standing for the row's category (with the
+        category's attributes), then the filled rows most like this one (with this row's attributes)."""
+
+        def ask_for(keys: list[str]) -> str:
+            return render(self._ask, {**ctx, "targets": keys}).strip() if self._ask is not None else ""
+
+        turns = prompt.stated_turns(chosen, universe, ask_for)
+        k = int(params.get("examples") or 0)
+        if self.pool is None or k <= 0:
+            return turns
+        row = ctx["row"]
+        similar = min(k, SIMILAR_PER_ROW)
+        standing = self.pool.for_category(str(row.get("category") or ""), k - similar)
+        keys = self.pool.targets(row, universe)
+        for shot in standing:
+            turns += prompt.shot_turns([(shot.data, {t: shot.values.get(t) for t in keys})], ask_for(keys))
+        for shot in self.pool.pick(row, targets, similar, skip=standing):
+            turns += prompt.shot_turns([(shot.data, {t: shot.values.get(t) for t in targets})], "")
+        return turns
 
     # -- answers ---------------------------------------------------------------------------------------
 

