@@ -228,3 +228,19 @@ def test_json_in_a_template_is_bounded_like_everything_else() -> None:
     assert json.loads(render(compile_template("{{ data|tojson }}"), {"data": big})) == big
     with pytest.raises(SecurityError):
         render(compile_template("{{ data|tojson }}"), {"data": {"k": ["x" * 100_000] * 3}})
+
+
+def test_recipes_validate_reports_a_template_too_slow_for_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks = SimpleNamespace(now=0.0)
+
+    def monotonic() -> float:  # every look at the clock finds a second gone: a slow render, deterministically
+        ticks.now += 1.0
+        return ticks.now
+
+    path = write_recipe(tmp_path, "{% for w in title.split() %}{{ w|sort|join }}{% endfor %}")
+    monkeypatch.setattr(bounds, "time", SimpleNamespace(monotonic=monotonic))
+    problems = validate_recipe_file(path)
+    assert [(p.line, p.where) for p in problems] == [(3, "step 'blowup', instruction")]
+    assert problems[0].message.endswith("stopped by the sandbox: the render took longer than 2 s")
