@@ -157,39 +157,3 @@ def test_an_unknown_recipe_parameter_is_refused_with_the_known_ones(
     argv = ["eval", "translation", "--pairs", str(PAIRS), "--model", "fake:", "--set", "glosary=Anker"]
     assert main(argv) == 2
     assert "glossary" in capsys.readouterr().err
-
-
-def repairing_chain(tmp_path: Path) -> RecipeChain:
-    text = (Path(__file__).parents[2] / "src/skuforge/recipes/builtin/translate.yaml").read_text(
-        encoding="utf-8"
-    )
-    text = text.replace("{check: script, terms:", "{check: script, repair: true, terms:")
-    (tmp_path / "translate_fix.yaml").write_text(text, encoding="utf-8")
-    recipe = load_recipe(tmp_path / "translate_fix.yaml")
-    return RecipeChain(recipe, translate_params(recipe, "en", {}), "en")
-
-
-def test_a_repairing_check_gets_one_more_answer_and_a_better_one_is_kept(tmp_path: Path) -> None:
-    pair = Pair("1", "PAPAGO 368miniHD 行車記錄器", "PAPAGO 368miniHD Driving Recorder")
-    provider = FakeProvider(
-        script=['{"title": "PAPAGO 368miniHD recording器"}', '{"title": "PAPAGO 368miniHD Dash Cam"}']
-    )
-    (outcome,) = asyncio.run(translate_all([pair], provider, repairing_chain(tmp_path)))
-    assert (outcome.output, outcome.status, outcome.requests) == ("PAPAGO 368miniHD Dash Cam", "done", 2)
-    repair = provider.requests[1].messages
-    assert repair[-2].content == '{"title": "PAPAGO 368miniHD recording器"}' and "'器'" in repair[-1].content
-
-
-def test_a_repair_that_does_not_help_keeps_the_first_answer_flagged(tmp_path: Path) -> None:
-    pair = Pair("1", "PAPAGO 368miniHD 行車記錄器", "PAPAGO 368miniHD Driving Recorder")
-    provider = FakeProvider(script=['{"title": "PAPAGO recording器"}', '{"title": "PAPAGO 記錄器"}'])
-    (outcome,) = asyncio.run(translate_all([pair], provider, repairing_chain(tmp_path)))
-    assert (outcome.output, outcome.status, outcome.requests) == ("PAPAGO recording器", "flagged", 2)
-
-
-def test_a_clean_answer_needs_no_repair(tmp_path: Path) -> None:
-    provider = FakeProvider(script=['{"title": "Colgate Toothbrush"}'])
-    (outcome,) = asyncio.run(
-        translate_all([Pair("1", "高露潔 牙刷", "x")], provider, repairing_chain(tmp_path))
-    )
-    assert outcome.requests == 1 and outcome.status == "done"

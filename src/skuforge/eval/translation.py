@@ -155,69 +155,32 @@ async def _findings(check: Any, item: CheckItem) -> list[Finding]:
 
 
 class RecipeChain:
-    """Every step of a translation recipe for one row and one locale, run in order like the engine runs it.
-
-    A check declared with `repair: true` gets one more try when it fails: the step's conversation goes on
-    with the check's reasons as the repair message (the schema repair's form), and the second answer is kept
-    when it fails fewer of those checks. This is the translate-then-fix pass; see `repaired`.
-    """
+    """Every step of a translation recipe for one row and one locale, run in order like the engine runs it."""
 
     def __init__(self, recipe: Any, params: dict[str, Any], locale: str) -> None:
         self.recipe, self.params, self.locale = recipe, params, locale
-        specs = {s.name: s.checks_for(params) for s in recipe.steps}
-        self.checks = {name: [build(c) for c in found] for name, found in specs.items()}
-        self.repairing = {
-            name: {c.check for c in found if c.params.get("repair")} for name, found in specs.items()
-        }
+        self.checks = {s.name: [build(c) for c in s.checks_for(params)] for s in recipe.steps}
 
     def _variant(self, step: Any) -> dict[str, Any]:
         variants = step.variants(self.params)
         return next((v for v in variants if v.get("locale") == self.locale), variants[0])
 
     @staticmethod
-    async def _answer(provider: Any, step: Any, request: Any, outcome: Outcome) -> tuple[Any, str]:
-        """The parsed answer and its text, after one repair request for an invalid one, as the engine does."""
+    async def _answer(provider: Any, step: Any, request: Any, outcome: Outcome) -> Any:
+        """The parsed answer, after one repair request for an invalid one, as the engine does."""
         result = await provider.generate(request)
         outcome.requests += 1
         try:
-            return step.parse(result.text, request.json_schema), result.text
+            return step.parse(result.text, request.json_schema)
         except OutputError as first:
             repair = step.repair_request(request, result.text, first.message)
             result = await provider.generate(repair)
             outcome.requests += 1
-            return step.parse(result.text, request.json_schema), result.text
+            return step.parse(result.text, request.json_schema)
 
     async def _check(self, step: Any, row: dict[str, Any], output: Any) -> list[Finding]:
         item = CheckItem(row=row, output=output, recipe=self.recipe.name, step=step.name, locale=self.locale)
         return [f for check in self.checks[step.name] for f in await _findings(check, item)]
-
-    async def repaired(
-        self,
-        provider: Any,
-        step: Any,
-        request: Any,
-        answer: tuple[Any, str],
-        row: dict[str, Any],
-        outcome: Outcome,
-    ) -> tuple[Any, list[Finding]]:
-        """The answer and its findings, after one repair request when a `repair: true` check failed."""
-        parsed, text = answer
-        findings = await self._check(step, row, parsed)
-        wanted = self.repairing[step.name]
-        failing = [f for f in findings if not f.ok and f.check in wanted]
-        if not failing:
-            return parsed, findings
-        reasons = " ".join(f.reason for f in failing)
-        outcome.requests += 1
-        try:
-            result = await provider.generate(step.repair_request(request, text, reasons))
-            second = step.parse(result.text, request.json_schema)
-        except (ProviderError, OutputError):
-            return parsed, findings
-        again = await self._check(step, row, second)
-        if sum(1 for f in again if not f.ok and f.check in wanted) < len(failing):
-            return second, again
-        return parsed, findings
 
     async def run(self, provider: Any, row: dict[str, Any], label: str) -> Outcome:
         outcome, outputs = Outcome(), dict[str, Any]()
@@ -227,8 +190,8 @@ class RecipeChain:
             request = step.build_request(row, outputs, variant, self.params, row_label=label)
             if request is None:
                 continue
-            answer = await self._answer(provider, step, request, outcome)
-            parsed, findings = await self.repaired(provider, step, request, answer, row, outcome)
+            parsed = await self._answer(provider, step, request, outcome)
+            findings = await self._check(step, row, parsed)
             outputs[step.name] = parsed if variant == {} else {self.locale: parsed}
             outcome.findings += findings
             status = verdict(findings)
