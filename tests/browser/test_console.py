@@ -42,7 +42,7 @@ def test_operator_completes_the_workflow_from_upload_to_download(
     shot(page, "03-trial-preview", full=True)
     page.click("#launch")
     page.wait_for_selector("#download")
-    page.wait_for_selector('[data-field="state"].done, .state.done', timeout=60_000)
+    page.wait_for_selector('[data-field="state"].done, .state.done', timeout=180_000)
     page.wait_for_selector('[data-field="rows"]:text-is("20")')
     shot(page, "04-run-done")
     page.click("#review-link")

@@ -58,9 +58,10 @@ def upload(client: TestClient, path: Path = SAMPLE_CSV, name: str | None = None)
 
 
 def wait_for(
-    client: TestClient, job_id: str, states: tuple[str, ...] = ("done",), timeout: float = 60
+    client: TestClient, job_id: str, states: tuple[str, ...] = ("done",), timeout: float = 600
 ) -> dict[str, Any]:
-    """Poll a job until it reaches one of `states` (fails with the job's last view otherwise)."""
+    """Poll a job until it reaches one of `states` (fails with the job's last view otherwise). `timeout` only
+    catches a hang: it is far above what a loaded 2-core machine needs, and a passing test never waits it."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:

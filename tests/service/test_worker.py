@@ -32,7 +32,7 @@ def queue_jobs(store: Store, n: int, model: str = "fake:", **fields: Any) -> lis
     return ids
 
 
-def wait_states(store: Store, ids: list[str], states: tuple[str, ...], timeout: float = 60) -> None:
+def wait_states(store: Store, ids: list[str], states: tuple[str, ...], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(store.get_job(i).state in states for i in ids):
@@ -162,7 +162,7 @@ def test_a_job_survives_kill_9_of_a_worker_process(tmp_path: Path) -> None:
         command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_states(store, [job.id], ("done",), timeout=90)
+        wait_states(store, [job.id], ("done",))
     finally:
         second.send_signal(signal.SIGINT)
         try:
@@ -173,4 +173,20 @@ def test_a_job_survives_kill_9_of_a_worker_process(tmp_path: Path) -> None:
     items = list(store.items(job.id))
     assert len(items) == 20 and all(i.attempts == 1 for i in items)
     assert all(i.updated_at == done_before[i.row_id] for i in items if i.row_id in done_before)
+    store.close()
+
+
+def test_a_job_no_executor_can_start_is_marked_failed_with_the_reason(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    [impossible] = queue_jobs(store, 1, mode="batch", executor="ray")  # as a hand-made spec could ask
+    [fine] = queue_jobs(store, 1)
+    worker = Worker(store, Settings(), poll_s=0.02, run_schedules=False)
+    worker.start_thread()
+    try:
+        wait_states(store, [impossible], ("failed",))
+        wait_states(store, [fine], ("done",))  # the worker goes on with the next job
+    finally:
+        worker.join()
+    assert "cannot use --executor ray" in (store.get_job(impossible).error or "")
     store.close()

@@ -103,16 +103,16 @@ class Worker:
     async def _execute(self, job: Job) -> None:
         from skuforge.engine.executors import make_executor
 
-        live = LiveProgress(self.store, job.id)  # rows_total in the job; live figures for the console
-        runner = make_executor(
-            self.store,
-            job,
-            settings=self.settings,
-            on_progress=live.on_progress,
-            provider_factory=self.provider_factory,
-        )
-        live.start(runner)
+        live = LiveProgress(self.store, job.id)  # the console's live figures (and the run's size)
         try:
+            runner = make_executor(
+                self.store,
+                job,
+                settings=self.settings,
+                on_progress=live.on_progress,
+                provider_factory=self.provider_factory,
+            )
+            live.start(runner)
             await runner.run()
             if job.kind == "trial":
                 self._save_projection(job.id, runner)
@@ -120,6 +120,8 @@ class Worker:
             self._after_stop(job.id, self._reasons.get(job.id, "shutdown"))
         except SkuforgeError as exc:
             log.warning("job %s failed: %s", job.id, exc.message)
+            # a job no executor could start (its spec asks for what this worker cannot do) is not left running
+            job_ops.transition(self.store, job.id, ("running",), "failed", error=exc.message)
         except Exception:  # the runner marked the job failed; keep the worker alive for the next job
             log.exception("job %s crashed", job.id)
             self.store.set_state(job.id, "failed", error="internal error; see the worker log")
