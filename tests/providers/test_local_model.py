@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from skuforge.providers.base import Message, Request
-from skuforge.providers.local import LocalProvider
+from skuforge.providers.local import LocalProvider, shared_model
 from skuforge.providers.local_models import KNOWN_MODELS, ensure_model
 
 ATTRIBUTES = {
@@ -60,3 +60,41 @@ def test_the_real_local_model_answers_schema_valid_json_and_counts_tokens_exactl
     assert model.count_tokens("纯棉衬衫") == 3
     assert model.count_tokens("Men's Slim Fit Oxford Shirt, navy blue") == 9
     asyncio.run(model.aclose())
+
+
+@pytest.mark.local_model
+def test_the_real_model_extracts_spans_from_one_shared_model_and_reuses_the_saved_prefix() -> None:
+    titles = [
+        "Industro Stainless Steel 304 Hose Clamps, 10 Pack, 13-19 mm",
+        "Nerf Pro Grip Football",
+        "Poolmaster Vinyl Water Hammock, Blue",
+    ]
+    schema = {
+        "type": "object",
+        "properties": {"brand": {"type": ["string", "null"]}, "size": {"type": ["string", "null"]}},
+        "required": ["brand", "size"],
+        "additionalProperties": False,
+    }
+    system = Message(
+        role="system", content="Copy the product's brand and size from its title, or null. " * 12
+    )
+
+    def ask(text: str) -> Request:
+        turn = Message(role="user", content=f"<product>{text}</product>")
+        return Request(
+            messages=[system, turn], json_schema=schema, extract_from=[text], max_tokens=24, tag="t"
+        )
+
+    async def run() -> list[str]:
+        first, second = LocalProvider.from_name("qwen2.5-0.5b"), LocalProvider.from_name("qwen2.5-0.5b")
+        texts = [(await (first if i == 0 else second).generate(ask(t))).text for i, t in enumerate(titles)]
+        await first.aclose()  # closing a provider leaves the shared model loaded
+        assert first.model() is second.model()
+        return texts
+
+    for text, title in zip(asyncio.run(run()), titles, strict=True):
+        answer = orjson.loads(text)
+        assert list(answer) == ["brand", "size"]  # every key, in order
+        assert all(v is None or v in title for v in answer.values())  # copied from the title, or null
+    stats = shared_model("qwen2.5-0.5b").stats
+    assert stats["prefix_saves"] >= 1 and stats["reused_tokens"] > 100  # the system prompt was read once

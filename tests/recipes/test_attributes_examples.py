@@ -154,3 +154,14 @@ def test_the_examples_answer_with_catalog_values_and_nulls_for_what_the_row_lack
     shot = json.loads(request.messages[-2].content)
     assert list(shot) == ATTRIBUTES  # the row's own attributes, in the recipe's order
     assert shot["Brand"] == "Folgers" and shot["Flavor"] is None
+
+
+def test_a_row_that_stands_for_its_category_is_never_shown_as_its_own_example() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 4})
+    prepared = recipe.prepare(lambda: iter(CATALOG), params=params)
+    standing = prepared.steps[0].pool.for_category("Coffee", 3)  # type: ignore[union-attr]
+    row = next(r for r in CATALOG if r["title"] == standing[0].data["title"])
+    request = prepared.steps[0].build_request({**row, "Flavor": ""}, {}, {}, params, row_label="1")
+    assert request is not None
+    assert sum(row["title"] in m.content for m in request.messages) == 1  # only in its own turn

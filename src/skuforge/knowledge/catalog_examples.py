@@ -219,6 +219,10 @@ class ExamplePool:
         known = self.relevant.get(cat)
         return list(wanted) if known is None else [w for w in wanted if w in known]
 
+    def text_of(self, row: Row) -> str:
+        """A row as the pool embeds it (and tells it apart from its examples)."""
+        return " | ".join(str(_cut(row[f])) for f in self.fields if _filled(row.get(f)))
+
     def for_category(self, category: str, m: int) -> list[Shot]:
         """m examples that stand for a category, the same for every row of it (so a provider can keep them
         cached): each next one states the most attributes the ones before did not, then the most in all."""
@@ -248,7 +252,7 @@ class ExamplePool:
         first (the closest example sits next to the product). Never the row itself."""
         if k <= 0 or not self.shots or not wanted:
             return []
-        text = " | ".join(str(_cut(row[f])) for f in self.fields if _filled(row.get(f)))
+        text = self.text_of(row)
         cat = str(row.get(category) or "") if category else ""
         wanted_set = set(wanted)
         pool = [i for i in self._by_category.get(cat, []) if wanted_set & self.shots[i].values.keys()]

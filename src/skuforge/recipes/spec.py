@@ -97,8 +97,8 @@ class TargetsSpec(BaseModel):
 
     `values: copied` (extraction) says every value is copied from the product data: the request carries
     the product texts (`Request.extract_from`) so a provider that can constrain decoding keeps each value
-    to null, an allowed value or a run of words written in the data, and the answer may leave out a key the
-    data does not state. `generated` (the default) lets the model write values of its own.
+    to null, an allowed value or a run of words written in the data. `generated` (the default) lets the
+    model write values of its own.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

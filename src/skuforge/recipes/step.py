@@ -558,6 +558,7 @@ class Step:
         row = ctx["row"]
         similar = min(k, SIMILAR_PER_ROW)
         standing = self.pool.for_category(str(row.get("category") or ""), k - similar)
+        standing = [s for s in standing if s.text != self.pool.text_of(row)]  # never the row itself
         keys = self.pool.targets(row, universe)
         for shot in standing:
             turns += prompt.shot_turns([(shot.data, {t: shot.values.get(t) for t in keys})], ask_for(keys))
