@@ -25,6 +25,7 @@ LEFT_OUT = {
     "worker": "a long-running process: tests/service/test_worker.py covers it",
     "schedule add": "names a catalog path that exists only in a deployment",
     "eval attributes": "minutes of local-model time; tests/eval covers the command with fake:",
+    "eval translation": "minutes of local-model time; tests/eval/test_translation.py covers it with fake:",
 }
 
 
