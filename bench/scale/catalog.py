@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 RECIPE = Path(__file__).with_name("bench.yaml")
+LISTING = Path(__file__).with_name("listing.yaml")
 MODEL = "bench"
 OUTPUT_TOKENS = 100
 COLUMN = "bench_tagline"
+RECIPES = {"one-field": (RECIPE, "tagline"), "realistic": (LISTING, "title")}
+"""The two bench recipes: the one-field tagline, and the realistic listing (12 fields in, a list out)."""
+WIDE = ["sku", "title", "category", "brand", "color", "material", "size", "weight", "dimensions",
+        "features", "description", "care", "origin"]  # fmt: skip
 _WORDS = [
     "steel",
     "cotton",
@@ -46,15 +51,32 @@ _KINDS = [
 ]
 
 
-def write_catalog(path: Path, rows: int) -> Path:
-    """`rows` products with distinct titles (sku, title, category), written as CSV."""
+def write_catalog(path: Path, rows: int, wide: bool = False) -> Path:
+    """`rows` products with distinct titles, written as CSV: (sku, title, category), or with `wide` the twelve
+    product fields a real listing feed has (brand, colour, material, size, a paragraph of description...)."""
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["sku", "title", "category"])
+        w.writerow(WIDE if wide else ["sku", "title", "category"])
         for i in range(rows):
             a, b = _WORDS[i % 12], _KINDS[(i // 12) % 12]
-            w.writerow([f"B{i:07d}", f"Acme {a} {b} model {i}", ["Kitchen", "Home", "Apparel"][i % 3]])
+            row = [f"B{i:07d}", f"Acme {a} {b} model {i}", ["Kitchen", "Home", "Apparel"][i % 3]]
+            w.writerow(row + _details(i, a, b) if wide else row)
     return path
+
+
+def _details(i: int, material: str, kind: str) -> list[str]:
+    """Brand, colour, material, size, weight, dimensions, features, description, care, origin."""
+    colour = ["black", "white", "navy blue", "sage green", "terracotta"][i % 5]
+    size = ["S", "M", "L", "XL", "one size"][i % 5]
+    features = f"{material} body; {colour} finish; model {i}; easy to clean; gift box included"
+    description = (
+        f"The Acme {kind} model {i} is made of {material} with a {colour} finish. It is built for everyday "
+        f"use at home and in the office, weighs {200 + i % 700} g and measures {10 + i % 30} x {5 + i % 20} "
+        f"x {3 + i % 9} cm. Each piece is checked by hand before it leaves the workshop."
+    )
+    care = "Wipe clean with a damp cloth; do not bleach." if i % 2 else "Machine wash cold, tumble dry low."
+    return ["Acme", colour, material, size, f"{200 + i % 700} g", f"{10 + i % 30} x {5 + i % 20} cm",
+            features, description, care, ["Portugal", "Vietnam", "China", "Poland"][i % 4]]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -65,7 +87,7 @@ class Expected:
     answer: str  # the text the mock answers with
 
 
-def expected(catalog: Path, every: int = 1) -> Iterator[Expected]:
+def expected(catalog: Path, every: int = 1, recipe_path: Path = RECIPE) -> Iterator[Expected]:
     """The request and answer of every `every`-th row, rendered by skuforge's own recipe code."""
     from skuforge.catalog import open_catalog
     from skuforge.providers.base import Capabilities
@@ -74,7 +96,7 @@ def expected(catalog: Path, every: int = 1) -> Iterator[Expected]:
     from skuforge.recipes import load_recipe
     from skuforge.testing.mock_openai import _prompt_key
 
-    recipe = load_recipe(str(RECIPE), [])
+    recipe = load_recipe(str(recipe_path), [])
     params = recipe.resolve_params({})
     (step,) = recipe.steps
     provider = OpenAIProvider(

@@ -41,6 +41,9 @@ class CheckItem(BaseModel):
     locale: str | None = Field(None, description="target locale of this item, e.g. 'de' or 'zh-CN'")
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     row_id: str = ""
+    validated: bool = Field(
+        False, description="the output was parsed against `schema` already (the schema check need not redo it)"
+    )
     calls: Any = Field(
         None,
         exclude=True,

@@ -53,23 +53,14 @@ class SchemaCheck:
         self.spec = spec
         self.fallback = spec.params.get("schema")
         self.extra_required = list(spec.params.get("required", []))
-        self._validators: dict[bytes, Any] = {}
-
-    def _validator(self, schema: dict[str, Any]) -> Any:
-        import jsonschema
-        import orjson
-
-        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        if key not in self._validators:
-            cls = jsonschema.validators.validator_for(schema)
-            self._validators[key] = cls(schema)
-        return self._validators[key]
-
     def __call__(self, item: CheckItem) -> list[Finding]:
+        from skuforge.recipes.answer import schema_errors
+
         schema = item.schema_ or self.fallback
         findings: list[Finding] = []
         if schema:
-            for error in sorted(self._validator(schema).iter_errors(item.output), key=lambda e: list(e.path)):
+            errors = [] if item.validated and item.schema_ is not None else schema_errors(item.output, schema)
+            for error in sorted(errors, key=lambda e: list(e.path)):
                 where = _path(error.absolute_path)
                 findings.append(
                     problem(self.name, self.spec, f"Field '{where}' is not valid: {error.message}.", where)

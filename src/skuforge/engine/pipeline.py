@@ -185,7 +185,7 @@ class ItemPipeline:
         if share.output is None:
             return None
         spend.attempts = 1
-        return await self.checked(planned, share.output, spend, {"packed": share.size})
+        return await self.checked(planned, share.output, spend, {"packed": share.size}, validated=False)
 
     async def complete(
         self, planned: Planned, text: str, spend: Spend, meta: dict[str, Any] | None = None
@@ -217,10 +217,17 @@ class ItemPipeline:
 
     # -- outcomes --------------------------------------------------------------------------------------
     async def checked(
-        self, planned: Planned, output: Any, spend: Spend, meta: dict[str, Any] | None = None
+        self,
+        planned: Planned,
+        output: Any,
+        spend: Spend,
+        meta: dict[str, Any] | None = None,
+        *,
+        validated: bool = True,
     ) -> ItemOutcome:
-        """Check a parsed output: the outcome is done, flagged, or failed by a failing check."""
-        findings = await self.check(planned, output, spend)
+        """Check a parsed output: the outcome is done, flagged, or failed by a failing check. `validated`:
+        the output was parsed against the step's own schema (a packed one was not)."""
+        findings = await self.check(planned, output, spend, validated=validated)
         status = verdict(findings)
         return ItemOutcome(
             **planned.base(),
@@ -291,7 +298,9 @@ class ItemPipeline:
         return meta or None
 
     # -- checks ----------------------------------------------------------------------------------------
-    async def check(self, planned: Planned, output: Any, spend: Spend) -> list[Finding]:
+    async def check(
+        self, planned: Planned, output: Any, spend: Spend, *, validated: bool = False
+    ) -> list[Finding]:
         """Run the step's checks; a check that calls a model awaits it through the same wrappers."""
         checks = self.checks[planned.step.name]
         if not checks:
@@ -304,6 +313,7 @@ class ItemPipeline:
             locale=planned.variant.get("locale"),
             schema=planned.step.output_schema,
             row_id=planned.row.row_id,
+            validated=validated,
             calls=CheckCalls(self, spend),
         )
         findings: list[Finding] = []

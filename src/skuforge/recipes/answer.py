@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import orjson
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import best_match as _best_match
 
@@ -59,9 +61,58 @@ def _path(error: Any) -> str:
     return out or "the answer"
 
 
+class _Compiled:
+    """One schema's validators: jsonschema-rs answers "valid?" in about a microsecond; the pure-Python
+    jsonschema (the schema's own draft) explains what is wrong, on the rare invalid answer."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.full = validators.validator_for(schema, default=Draft202012Validator)(schema)
+        try:
+            import jsonschema_rs
+
+            self.fast: Any = jsonschema_rs.validator_for(schema)
+        except Exception:  # not installed, or a schema it does not take: the full validator decides
+            self.fast = None
+
+    def errors(self, value: Any) -> list[Any]:
+        if self.fast is not None and self.fast.is_valid(value):
+            return []
+        return list(self.full.iter_errors(value))
+
+
+_COMPILED: OrderedDict[bytes, _Compiled] = OrderedDict()
+_BY_ID: dict[int, _Compiled] = {}
+_MAX_COMPILED = 512
+
+
+def _compiled(schema: dict[str, Any]) -> _Compiled:
+    """The validators of `schema`, built once: a step's schema is the same object for every row; a per-row
+    schema (the attributes a row lacks) is found by its canonical JSON among the recently used ones."""
+    found = _BY_ID.get(id(schema))
+    if found is not None and found.schema is schema:
+        return found
+    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = _Compiled(schema)
+        if len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+            _BY_ID.clear()
+    else:
+        _COMPILED.move_to_end(key)
+    _BY_ID[id(schema)] = found
+    return found
+
+
+def schema_errors(value: Any, schema: dict[str, Any]) -> list[Any]:
+    """The jsonschema errors of `value` against `schema` ([] when it is valid)."""
+    return _compiled(schema).errors(value)
+
+
 def validate(value: Any, schema: dict[str, Any], *, step: str, raw: str) -> Any:
     """Return `value` when it matches `schema`; else an OutputError that says where and why."""
-    error = _best_match(Draft202012Validator(schema).iter_errors(value))
+    error = _best_match(schema_errors(value, schema))
     if error is None:
         return value
     raise OutputError(
