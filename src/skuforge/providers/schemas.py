@@ -51,10 +51,28 @@ _CHILD_LISTS = ("anyOf", "allOf", "oneOf")
 
 
 def convert(schema: dict[str, Any], dialect: SchemaDialect) -> dict[str, Any]:
-    """A copy of `schema` in `dialect`'s subset (unchanged for plain `json-schema`)."""
+    """A copy of `schema` in `dialect`'s subset (unchanged for plain `json-schema`). A step sends the same
+    schema object with every row, so each conversion is made once per schema object and dialect."""
     if dialect == "json-schema":
         return schema
-    return _convert(schema, dialect)
+    return _memo(("convert", dialect), schema, lambda: _convert(schema, dialect))
+
+
+_MEMO: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_MEMO_SIZE = 1024
+
+
+def _memo(kind: tuple[Any, ...], schema: dict[str, Any], make: Any) -> Any:
+    """`make()` once per (kind, schema object); the entry keeps the schema, so its id is never reused."""
+    key = (*kind, id(schema))
+    found = _MEMO.get(key)
+    if found is not None and found[0] is schema:
+        return found[1]
+    if len(_MEMO) >= _MEMO_SIZE:  # per-row schemas (the attributes a row lacks) would grow it forever
+        _MEMO.clear()
+    value = make()
+    _MEMO[key] = (schema, value)
+    return value
 
 
 def _convert(node: Any, dialect: str) -> Any:
@@ -111,6 +129,8 @@ def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
 
 def drop_added_nulls(text: str, original: dict[str, Any]) -> str:
     """Remove nulls that strict mode made the model write for properties the original schema left optional."""
+    if not _memo(("optional",), original, lambda: _has_optional(original)):
+        return text  # strict mode added no nullable property: nothing to remove
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -136,6 +156,17 @@ def _drop(value: Any, schema: Any) -> Any:
     }
     changed = len(out) != len(value) or any(out[k] is not value[k] for k in out)
     return out if changed else value
+
+
+def _has_optional(schema: Any) -> bool:
+    """Whether any object in `schema` has a property it does not require (strict mode makes it nullable)."""
+    if not isinstance(schema, dict):
+        return False
+    props = schema.get("properties") or {}
+    if set(props) - set(schema.get("required") or []):
+        return True
+    children = [*props.values(), schema.get("items"), *(schema.get("prefixItems") or [])]
+    return any(_has_optional(child) for child in children)
 
 
 def _allows_null(prop: Any) -> bool:
