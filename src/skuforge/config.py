@@ -42,6 +42,9 @@ class Limits(BaseModel):
     tpm: float | None = Field(None, gt=0, description="tokens per minute")
     timeout_s: float = Field(120.0, gt=0, description="per request")
     max_retries: int = Field(6, ge=0)
+    hedge_share: float = Field(
+        0.05, ge=0, le=0.5, description="at most this share of requests to a server get a 2nd copy (0: off)"
+    )
 
 
 class Settings(BaseModel):

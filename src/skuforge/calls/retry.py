@@ -18,29 +18,68 @@ import copy
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar, Token
+from typing import Protocol
 
 from skuforge.calls.stats import CallStats
 from skuforge.errors import PermanentError, ProviderError, RateLimitError, TransientError
 from skuforge.providers.base import Provider, Request, Result, Wrapper
 
-# The running attempt's timeout and its length, for a limiter below to restart once the request is sent.
-_attempt: ContextVar[tuple[asyncio.Timeout, float] | None] = ContextVar("skuforge_attempt", default=None)
+
+class Clock(Protocol):
+    """Something that times a request and must not count the time it waits in a limiter's queue."""
+
+    def hold(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+
+class TimeoutClock:
+    """An `asyncio.Timeout` of `seconds` that stops while the request queues and restarts when admitted."""
+
+    def __init__(self, timeout: asyncio.Timeout, seconds: float) -> None:
+        self.timeout, self.seconds = timeout, seconds
+
+    def hold(self) -> None:
+        if not self.timeout.expired():
+            self.timeout.reschedule(None)
+
+    def restart(self) -> None:
+        if not self.timeout.expired():
+            self.timeout.reschedule(asyncio.get_running_loop().time() + self.seconds)
+
+
+# The clocks of the request being sent (the retry layer's attempt timeout, a hedge's deadline), for a
+# limiter below to hold while the request queues and restart once it is admitted.
+_clocks: ContextVar[tuple[Clock, ...]] = ContextVar("skuforge_clocks", default=())
 
 
 def hold_timeout() -> None:
-    """Stop the current attempt's timeout clock (called by a limiter before the request queues)."""
-    current = _attempt.get()
-    if current is not None and not current[0].expired():
-        current[0].reschedule(None)
+    """Stop the current request's clocks (called by a limiter before the request queues)."""
+    for clock in _clocks.get():
+        clock.hold()
 
 
 def restart_timeout() -> None:
-    """Start the current attempt's timeout clock now (called by a limiter when it admits the request)."""
-    current = _attempt.get()
-    if current is not None:
-        timeout, seconds = current
-        if not timeout.expired():
-            timeout.reschedule(asyncio.get_running_loop().time() + seconds)
+    """Start the current request's clocks now (called by a limiter when it admits the request)."""
+    for clock in _clocks.get():
+        clock.restart()
+
+
+def push_clock(clock: Clock) -> Token[tuple[Clock, ...]]:
+    """Add `clock` to the current request's clocks; `pop_clock(token)` removes it."""
+    return _clocks.set((*_clocks.get(), clock))
+
+
+def pop_clock(token: Token[tuple[Clock, ...]]) -> None:
+    try:
+        _clocks.reset(token)
+    except ValueError:  # closed from another context (a coroutine finalised by the garbage collector)
+        _clocks.set(())
+
+
+def without_clocks() -> None:
+    """Start a request that no outer clock should wait for (a hedge's extra copy, in its own task)."""
+    _clocks.set(())
 
 
 def backoff_s(attempt: int, *, base_s: float, cap_s: float, draw: float) -> float:
@@ -100,11 +139,11 @@ class Retrying(Wrapper):
         self.stats.requests += 1
         try:
             async with asyncio.timeout(self.timeout_s) as timeout:
-                token = _attempt.set((timeout, self.timeout_s))
+                token = push_clock(TimeoutClock(timeout, self.timeout_s))
                 try:
                     return await self.inner.generate(request)
                 finally:
-                    _forget(token)
+                    pop_clock(token)
         except TimeoutError as exc:
             self.stats.timeouts += 1
             raise TransientError(
@@ -137,13 +176,6 @@ class Retrying(Wrapper):
                 yield piece
         finally:
             await pieces.aclose()  # type: ignore[attr-defined]
-
-
-def _forget(token: Token[tuple[asyncio.Timeout, float] | None]) -> None:
-    try:
-        _attempt.reset(token)
-    except ValueError:  # closed from another context (a coroutine finalised by the garbage collector)
-        _attempt.set(None)
 
 
 def _gave_up(last: ProviderError, attempts: int) -> ProviderError:

@@ -35,6 +35,12 @@ class CallStats:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     """Input tokens the provider read from its prompt cache (a cheaper rate where the vendor has one)."""
+    hedges: int = 0
+    """Second copies sent for requests still unanswered well past the usual latency."""
+    hedge_wins: int = 0
+    """Of those, the copies that answered first."""
+    deadline_timeouts: int = 0
+    """Requests given up at the deadline derived from the observed latencies (then retried)."""
     unavailable: int = 0
     """Times the circuit breaker opened (provider unreachable or key rejected): 0 or 1 per client."""
 
@@ -59,6 +65,10 @@ class CallStats:
             parts.append(f"{self.retries} retried")
         if self.timeouts:
             parts.append(f"{self.timeouts} timed out")
+        if self.hedges:
+            parts.append(f"{self.hedges} hedged ({self.hedge_wins} won)")
+        if self.deadline_timeouts:
+            parts.append(f"{self.deadline_timeouts} past their deadline")
         if self.rate_limited:
             parts.append(f"{self.rate_limited} rate-limited")
         if self.failed:

@@ -31,6 +31,8 @@ DEFAULT_MAX_TOKENS = 4096
 class AnthropicProvider(Provider):
     """`POST {base_url}/v1/messages` with x-api-key and anthropic-version headers."""
 
+    remote = True
+
     def __init__(
         self,
         model: str,

@@ -118,6 +118,9 @@ class Provider(ABC):
 
     name: str = ""
     capabilities: Capabilities = Capabilities()
+    remote: bool = False
+    """Requests travel to a server: a stuck one is worth a second copy (see `calls.hedge`). An in-process
+    model (local, fake) is not: a copy would only queue behind the first."""
 
     @abstractmethod
     async def generate(self, request: Request) -> Result:

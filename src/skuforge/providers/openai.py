@@ -28,6 +28,8 @@ from skuforge.providers.base import Capabilities, Provider, Request, Result, Usa
 class OpenAIProvider(Provider):
     """`POST {base_url}/chat/completions`. The session is created on first use, inside the running loop."""
 
+    remote = True
+
     def __init__(
         self,
         model: str,

@@ -1,0 +1,187 @@
+"""Hedged requests and adaptive deadlines: a request stuck on a bad connection does not cost the timeout.
+
+At scale, a few requests in a thousand hang (a stuck connection, a server that lost them) and the run waits
+the full timeout for each. `Hedged` watches the latency of the answers it gets and:
+
+- sends a second copy of a request still unanswered after `hedge_factor` x the 95th-percentile latency, and
+  takes whichever answers first (the other is cancelled). Hedges are capped at `max_share` of requests, so
+  a slow server is never flooded with copies; each copy goes through the limiter (it takes a slot and its
+  RPM/TPM) and the budget (it reserves its cost, and a cancelled copy counts as maybe charged);
+- gives the request as a whole a deadline derived from the same distribution (`deadline_factor` x p99,
+  at least `min_deadline_s`), well under the configured timeout once the latencies are known; a request
+  past it raises `TransientError`, which the retry layer retries.
+
+Until `warmup` answers have been seen there is no hedging and the configured timeout alone applies. The
+counters (`hedges`, `hedge_wins`, `deadline_timeouts`) go to the run's `CallStats`.
+
+    Retrying(Breaker(Hedged(Limited(Budgeted(provider)))))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from skuforge.calls.retry import TimeoutClock, pop_clock, push_clock, without_clocks
+from skuforge.calls.stats import CallStats
+from skuforge.errors import TransientError
+from skuforge.providers.base import Provider, Request, Result, Wrapper
+
+
+class Latencies:
+    """The last `size` answer latencies and their percentiles (re-sorted every `every` new samples)."""
+
+    def __init__(self, size: int = 512, every: int = 32) -> None:
+        self.samples: deque[float] = deque(maxlen=size)
+        self.every, self.seen = every, 0
+        self._sorted: list[float] = []
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(seconds)
+        self.seen += 1
+        if self.seen % self.every == 0 or len(self._sorted) < self.every:
+            self._sorted = sorted(self.samples)
+
+    def quantile(self, q: float) -> float | None:
+        if not self._sorted:
+            return None
+        return self._sorted[min(len(self._sorted) - 1, int(q * len(self._sorted)))]
+
+
+class Hedged(Wrapper):
+    """Hedge slow requests and give each a deadline from the latencies seen (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: Provider,
+        *,
+        timeout_s: float,
+        stats: CallStats | None = None,
+        hedge_factor: float = 2.0,
+        min_hedge_s: float = 0.05,
+        max_share: float = 0.05,
+        deadline_factor: float = 4.0,
+        min_deadline_s: float = 5.0,
+        warmup: int = 32,
+    ) -> None:
+        super().__init__(inner)
+        self.timeout_s, self.stats = timeout_s, stats or CallStats()
+        self.hedge_factor, self.min_hedge_s, self.max_share = hedge_factor, min_hedge_s, max_share
+        self.deadline_factor, self.min_deadline_s, self.warmup = deadline_factor, min_deadline_s, warmup
+        self.latencies = Latencies()
+        self.sent = 0
+
+    def hedge_after(self) -> float | None:
+        """Seconds to wait before a second copy, or None (still warming up, or hedges used up)."""
+        p95 = self.latencies.quantile(0.95)
+        if self.latencies.seen < self.warmup or p95 is None or not self.may_hedge():
+            return None
+        return max(self.min_hedge_s, self.hedge_factor * p95)
+
+    def may_hedge(self) -> bool:
+        """Whether one more copy stays within `max_share` of the requests sent so far."""
+        return self.stats.hedges + 1 <= self.max_share * self.sent
+
+    def deadline(self) -> float:
+        """The request's deadline: the configured timeout, or less once the latencies are known."""
+        p99 = self.latencies.quantile(0.99)
+        if self.latencies.seen < self.warmup or p99 is None:
+            return self.timeout_s
+        return min(self.timeout_s, max(self.min_deadline_s, self.deadline_factor * p99))
+
+    async def generate(self, request: Request) -> Result:
+        self.sent += 1
+        deadline = self.deadline()
+        admitted = _Admission()
+        try:
+            async with asyncio.timeout(deadline) as timeout:
+                token = push_clock(TimeoutClock(timeout, deadline))  # the deadline counts from admission
+                admission = push_clock(admitted)
+                try:
+                    return await self._race(request, admitted)
+                finally:
+                    pop_clock(admission)
+                    pop_clock(token)
+        except TimeoutError:
+            if deadline >= self.timeout_s:
+                raise  # the configured timeout: the retry layer reports it
+            self.stats.deadline_timeouts += 1
+            raise TransientError(
+                f"Request to {self.name} took over {deadline:.1f}s, several times its usual latency.",
+                "It is sent again; raise limits.timeout_s if long answers are expected.",
+            ) from None
+
+    async def _race(self, request: Request, admitted: _Admission) -> Result:
+        """The first copy's answer; a second copy once the first has been admitted and then waited past
+        the hedge delay. Copies still running when this returns or fails are cancelled."""
+        started = time.monotonic()
+        copies: list[asyncio.Future[Result]] = [asyncio.ensure_future(self.inner.generate(request))]
+        try:
+            wait = self.hedge_after()
+            if wait is not None:
+                await asyncio.sleep(0)  # the copy starts: a limiter below admits it, or queues it (hold)
+                await admitted.wait_for(copies[0])
+                started = time.monotonic()
+                await asyncio.wait({copies[0]}, timeout=wait)
+                if not copies[0].done() and self.may_hedge():
+                    self.stats.hedges += 1
+                    copies.append(asyncio.ensure_future(self._copy(request)))
+            return await self._first_answer(copies, started)
+        finally:
+            await _cancel(copies)
+
+    async def _copy(self, request: Request) -> Result:
+        without_clocks()  # its own task: its queue time must not hold the first copy's clocks
+        return await self.inner.generate(request)
+
+    async def _first_answer(self, copies: list[asyncio.Future[Result]], started: float) -> Result:
+        """The first copy that answers. Raises the first error when every copy failed."""
+        pending, error = set(copies), None
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is None:
+                    self.stats.hedge_wins += int(len(copies) > 1 and future is copies[1])
+                    self.latencies.add(time.monotonic() - started)
+                    return future.result()
+                error = error or future.exception()
+        assert error is not None
+        raise error
+
+
+class _Admission:
+    """A clock that only notes when the limiter admitted the request (the hedge delay starts then)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.event.set()  # admitted unless a limiter holds it in its queue
+
+    async def wait_for(self, request: asyncio.Future[Result]) -> None:
+        """Until the limiter admitted the request (or it already ended)."""
+        admitted: asyncio.Future[Any] = asyncio.ensure_future(self.event.wait())
+        ended: asyncio.Future[Any] = request
+        try:
+            await asyncio.wait([ended, admitted], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            admitted.cancel()
+
+    def hold(self) -> None:
+        self.event.clear()
+
+    def restart(self) -> None:
+        self.event.set()
+
+
+async def _cancel(futures: list[asyncio.Future[Result]]) -> None:
+    """Cancel the copies still running and wait for them to unwind (a cancelled copy may have been
+    charged; the budget wrapper below counts it as uncertain)."""
+    running = [f for f in futures if not f.done()]
+    for future in running:
+        future.cancel()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
+    for future in futures:
+        if future.done() and not future.cancelled():
+            future.exception()  # retrieved: a failed loser is not an unhandled error

@@ -1,0 +1,121 @@
+"""Hedged requests and adaptive deadlines: a stuck request costs a second copy, not the whole timeout."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from skuforge.calls import CallStats, Hedged, Limited, build_client
+from skuforge.calls.hedge import Latencies
+from skuforge.config import Limits
+from skuforge.errors import TransientError
+from skuforge.providers.base import Message, Provider, Request, Result
+from skuforge.providers.fake import FakeProvider
+
+
+class Paced(Provider):
+    """Answers after `delay_s`; the calls listed in `stuck` (by number, from 0) never answer."""
+
+    def __init__(self, delay_s: float = 0.005, stuck: set[int] | None = None) -> None:
+        self.delay_s, self.stuck = delay_s, stuck or set()
+        self.calls = self.cancelled = 0
+
+    async def generate(self, request: Request) -> Result:
+        number = self.calls
+        self.calls += 1
+        try:
+            await asyncio.sleep(3600 if number in self.stuck else self.delay_s)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return Result(text=f"answer {number}")
+
+
+def ask(text: str = "hello") -> Request:
+    return Request(messages=[Message(role="user", content=text)])
+
+
+async def warm(client: Provider, n: int = 40) -> None:
+    for i in range(n):
+        await client.generate(ask(f"warm {i}"))
+
+
+def test_a_stuck_request_gets_a_second_copy_and_the_first_answer_wins() -> None:
+    async def scenario() -> tuple[Result, Paced, CallStats]:
+        provider, stats = Paced(stuck={40}), CallStats()
+        client = Limited(provider, concurrency=4, stats=stats)
+        hedged = Hedged(client, timeout_s=3600, stats=stats, min_deadline_s=3600)
+        await warm(hedged)
+        result = await hedged.generate(ask("the stuck one"))
+        return result, provider, stats
+
+    result, provider, stats = asyncio.run(scenario())
+    assert result.text == "answer 41"  # the copy answered; the stuck first copy was given up
+    assert stats.hedges == 1 and stats.hedge_wins == 1
+    assert provider.cancelled == 1
+
+
+def test_hedges_stay_within_their_share_of_requests() -> None:
+    async def scenario() -> tuple[int, CallStats]:
+        provider, stats = Paced(delay_s=0.001), CallStats()
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, max_share=0.05, min_hedge_s=0.0)
+        await warm(hedged)
+        provider.delay_s = 0.05  # now every request is far slower than the usual latency
+        await asyncio.gather(*(hedged.generate(ask(f"slow {i}")) for i in range(60)))
+        return hedged.sent, stats
+
+    sent, stats = asyncio.run(scenario())
+    assert 1 <= stats.hedges <= 0.05 * sent + 1
+
+
+def test_past_the_adaptive_deadline_a_request_fails_to_be_retried_not_after_the_full_timeout() -> None:
+    async def scenario() -> None:
+        provider = Paced(stuck={40})
+        hedged = Hedged(provider, timeout_s=3600, max_share=0.0, min_deadline_s=0.05)
+        await warm(hedged)
+        with pytest.raises(TransientError) as info:
+            await hedged.generate(ask("stuck"))
+        assert "usual latency" in info.value.message
+        assert hedged.stats.deadline_timeouts == 1 and provider.cancelled == 1
+
+    asyncio.run(scenario())
+
+
+def test_time_spent_queued_in_the_limiter_counts_neither_for_the_hedge_nor_the_deadline() -> None:
+    async def scenario() -> tuple[list[Result], CallStats]:
+        provider, stats = Paced(delay_s=0.002), CallStats()
+        limited = Limited(provider, concurrency=1, stats=stats)
+        hedged = Hedged(limited, timeout_s=3600, stats=stats, min_deadline_s=0.05, min_hedge_s=0.0)
+        await warm(hedged)
+        provider.delay_s = 0.02  # 20 requests in a queue of one: the last waits ~0.4 s, 8x its deadline
+        results = await asyncio.gather(*(hedged.generate(ask(f"queued {i}")) for i in range(20)))
+        return list(results), stats
+
+    results, stats = asyncio.run(scenario())
+    assert len(results) == 20 and stats.deadline_timeouts == 0
+
+
+def test_only_requests_to_a_server_are_hedged() -> None:
+    def layers(client: Provider) -> list[str]:
+        names = []
+        while client is not None:
+            names.append(type(client).__name__)
+            client = getattr(client, "inner", None)  # type: ignore[assignment]
+        return names
+
+    assert "Hedged" not in layers(build_client(FakeProvider(), Limits(), cache=None))
+    remote = FakeProvider()
+    remote.remote = True
+    assert "Hedged" in layers(build_client(remote, Limits(), cache=None))
+    assert "Hedged" not in layers(build_client(remote, Limits(hedge_share=0), cache=None))
+
+
+def test_latency_percentiles_follow_the_recent_answers() -> None:
+    latencies = Latencies(size=100, every=10)
+    for i in range(100):
+        latencies.add(i / 100)
+    assert latencies.quantile(0.5) == pytest.approx(0.5) and latencies.quantile(0.95) == pytest.approx(0.95)
+    for _ in range(100):
+        latencies.add(2.0)
+    assert latencies.quantile(0.5) == 2.0
