@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 LATENCY = {"latency_ms": 200, "per_token_ms": 1, "output_tokens": 100}
@@ -22,6 +22,7 @@ class Scenario:
     kill_half: bool = False
     reference_rows: int | None = None  # None: same as rows; 0: no reference run
     verify_every: int = 1
+    recipe: str = "one-field"  # or "realistic": 12 fields in, a title and a list of selling points out
     notes: list[str] = field(default_factory=list)
 
     def minimum_s(self) -> float:
@@ -38,10 +39,16 @@ class Scenario:
 
 
 def scenarios() -> dict[str, Scenario]:
+    """S1-S5 with the one-field recipe, S1r-S5r the same with the realistic one, and S5m (1M rows)."""
+    base = _base()
+    realistic = [replace(s, name=f"{s.name}r", recipe="realistic") for s in base if s.name != "S5m"]
+    return {s.name: s for s in [*base, *realistic]}
+
+
+def _base() -> list[Scenario]:
     clean = {**LATENCY, "capacity": 128}
-    return {
-        s.name: s
-        for s in [
+    return list(
+        [
             Scenario("S1", "clean, capacity 128", 2000, clean),
             Scenario(
                 "S2", "RPM 3,000 (1 s burst)", 2000, {**clean, "rpm": 3000, "rate_burst_s": 1.0}, rpm=3000
@@ -69,4 +76,4 @@ def scenarios() -> dict[str, Scenario]:
                 verify_every=500,
             ),
         ]
-    }
+    )

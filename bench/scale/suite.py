@@ -1,10 +1,14 @@
-"""Run the scale scenarios, one at a time, for skuforge and the reference client, and print one table.
+"""Run the scale scenarios, one at a time, for skuforge and two reference clients, and print one table.
 
-    python -m bench scale [--only S1,S2] [--skip S5m] [--workdir DIR] [--json FILE]
+    python -m bench scale [--only S1,S1r] [--skip S5m] [--workdir DIR] [--json FILE]
 
-Each scenario starts a fresh mock server process; each client is a child process measured with wait4
-(CPU seconds and peak RSS of that process only). skuforge runs as `skuforge run` on a generated CSV with
-a fresh SKUFORGE_HOME, so reading, rendering, the store, the cache, checks and the export are all counted.
+Each scenario runs twice: with the one-field bench recipe (S1..S5) and with the realistic listing recipe
+(S1r..S5r: twelve product fields in, a title and a list of selling points out, schema and length checks).
+Each starts a fresh mock server process; each client is a child process measured with wait4 (CPU seconds
+and peak RSS of that process only). skuforge runs as `skuforge run` on a generated CSV with a fresh
+SKUFORGE_HOME, so reading, rendering, the store, the cache, checks and the export are all counted. The
+references get the same request bodies pre-rendered: `aiohttp` is a bare aiohttp + orjson loop (the floor),
+`openai SDK` the vendor SDK with a semaphore.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.scale.catalog import COLUMN, MODEL, RECIPE, expected, write_catalog
+from bench.scale.catalog import MODEL, RECIPES, expected, write_catalog
 from bench.scale.measure import ChildRun, run_child
 from bench.scale.mockproc import MockProcess
 from bench.scale.scenarios import Scenario, scenarios
@@ -31,7 +35,6 @@ csv.field_size_limit(1 << 24)
 @dataclass(slots=True)
 class Outcome:
     scenario: str
-    client: str
     rows: int
     wall_s: float
     run_s: float | None
@@ -44,6 +47,7 @@ class Outcome:
     rows_correct: int
     rows_failed: int
     server_cpu_s: float
+    client: str = "skuforge"
     note: str = ""
 
     @property
@@ -59,10 +63,11 @@ class Outcome:
         return self.cpu_s / max(self.requests, 1) * 1000
 
 
-def _catalog(workdir: Path, rows: int) -> Path:
-    path = workdir / f"catalog-{rows}.csv"
+def _catalog(workdir: Path, rows: int, recipe: str = "one-field") -> Path:
+    wide = recipe == "realistic"
+    path = workdir / f"catalog-{rows}{'-wide' if wide else ''}.csv"
     if not path.exists():
-        write_catalog(path, rows)
+        write_catalog(path, rows, wide=wide)
     return path
 
 
@@ -77,8 +82,9 @@ def _env(mock: MockProcess, home: Path) -> dict[str, str]:
     }
 
 
-def _answers(catalog: Path, every: int) -> dict[str, str]:
-    return {e.row_id: json.loads(e.answer)["tagline"] for e in expected(catalog, every)}
+def _answers(catalog: Path, every: int, recipe: str) -> dict[str, str]:
+    path, field = RECIPES[recipe]
+    return {e.row_id: json.loads(e.answer)[field] for e in expected(catalog, every, path)}
 
 
 def _finished_rows(db: Path) -> set[str]:
@@ -95,7 +101,8 @@ def _received_resent(
 
 
 def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
-    catalog = _catalog(workdir, sc.rows)
+    catalog = _catalog(workdir, sc.rows, sc.recipe)
+    recipe, field = RECIPES[sc.recipe]
     home, out = workdir / sc.name / "skuforge", workdir / sc.name / "skuforge-out.csv"
     shutil.rmtree(home, ignore_errors=True)
     out.unlink(missing_ok=True)
@@ -107,7 +114,7 @@ def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
         "run",
         str(catalog),
         "--recipe",
-        str(RECIPE),
+        str(recipe),
         "--model",
         f"openai:{MODEL}",
         "--out",
@@ -130,14 +137,18 @@ def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
     runs.append(run_child(args, env, home / "run.log"))
     stats = mock.stats(detail=sc.kill_half)
     if sc.kill_half:
-        keys = {e.row_id: e.prompt_key for e in expected(catalog)}
+        keys = {e.row_id: e.prompt_key for e in expected(catalog, recipe_path=recipe)}
         resent_received = _received_resent(before, stats, keys, stored)
     if runs[-1].returncode != 0:
         print(runs[-1].stdout[-3000:], file=sys.stderr)
-    correct, failed = _check_export(out, _answers(catalog, sc.verify_every), sc.rows)
+    answers = _answers(catalog, sc.verify_every, sc.recipe)
+    correct, failed = _check_export(
+        out, answers, sc.rows, f"bench_{field}" if sc.recipe == "realistic" else "bench_tagline"
+    )
+    calls = _calls(runs[-1].stdout)
+    hedged = f"{calls.get('hedges', 0)} hedged ({calls.get('hedge_wins', 0)} won)" if calls else ""
     return Outcome(
         sc.name,
-        "skuforge",
         sc.rows,
         sum(r.wall_s for r in runs),
         _run_s(runs[-1].stdout) if not sc.kill_half else None,
@@ -150,8 +161,18 @@ def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
         correct,
         failed,
         mock.cpu_s(),
-        note=f"killed at {len(stored):,} stored rows" if sc.kill_half else "",
+        client="skuforge",
+        note=f"killed at {len(stored):,} stored rows" if sc.kill_half else hedged,
     )
+
+
+def _calls(stdout: str) -> dict[str, Any]:
+    """The call counters of `skuforge run --json` (retries, hedges, timeouts), {} when absent."""
+    start = stdout.find("{")
+    try:
+        return dict(json.loads(stdout[start:]).get("calls") or {}) if start >= 0 else {}
+    except ValueError:
+        return {}
 
 
 def _run_s(stdout: str) -> float | None:
@@ -162,7 +183,7 @@ def _run_s(stdout: str) -> float | None:
         return None
 
 
-def _check_export(out: Path, answers: dict[str, str], rows: int) -> tuple[int, int]:
+def _check_export(out: Path, answers: dict[str, str], rows: int, column: str) -> tuple[int, int]:
     """(rows done with the right answer, rows failed); rows outside the sample count when done."""
     if not out.exists():
         return 0, rows
@@ -178,21 +199,24 @@ def _check_export(out: Path, answers: dict[str, str], rows: int) -> tuple[int, i
             status = rec["skuforge_status"]
             done += status == "done"
             failed += status == "failed"
-            if status == "done" and sku in answers and rec[COLUMN] != answers[sku]:
+            if status == "done" and sku in answers and rec[column] != answers[sku]:
                 wrong += 1
     failures = out.with_name(out.stem + ".failures" + out.suffix)
     return done - wrong, max(failed, rows - len(seen)) if not failures.exists() else failed
 
 
-def run_reference(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome | None:
+REFERENCES = {"aiohttp": "bench.scale.bare", "openai SDK": "bench.scale.reference"}
+
+
+def run_reference(sc: Scenario, mock: MockProcess, workdir: Path, client: str) -> Outcome | None:
     rows = sc.rows if sc.reference_rows is None else sc.reference_rows
     if not rows:
         return None
-    catalog = _catalog(workdir, rows)
-    base = workdir / sc.name / "reference"
+    catalog = _catalog(workdir, rows, sc.recipe)
+    base = workdir / sc.name / client.replace(" ", "-")
     base.mkdir(parents=True, exist_ok=True)
     bodies, results = base / "bodies.jsonl", base / "results.jsonl"
-    items = list(expected(catalog))
+    items = list(expected(catalog, recipe_path=RECIPES[sc.recipe][0]))
     with bodies.open("w") as f:
         for e in items:
             f.write(json.dumps({"row_id": e.row_id, "body": e.body}) + "\n")
@@ -200,7 +224,7 @@ def run_reference(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome | N
     args = [
         sys.executable,
         "-m",
-        "bench.scale.reference",
+        REFERENCES[client],
         str(bodies),
         str(results),
         "--base-url",
@@ -228,7 +252,6 @@ def run_reference(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome | N
     failed = sum(1 for e in items if "text" not in (got.get(e.row_id) or {}))
     return Outcome(
         sc.name,
-        "openai SDK",
         rows,
         sum(r.wall_s for r in runs),
         _run_s(runs[-1].stdout) if not sc.kill_half else None,
@@ -241,6 +264,7 @@ def run_reference(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome | N
         correct,
         failed,
         mock.cpu_s(),
+        client=client,
         note="no store: a rerun sends every row again" if sc.kill_half else "",
     )
 
@@ -250,9 +274,9 @@ def run_scenario(sc: Scenario, workdir: Path, reference: bool) -> list[Outcome]:
     with MockProcess(**sc.mock) as mock:
         results.append(run_skuforge(sc, mock, workdir))
     print(row_text(results[-1]), flush=True)
-    if reference:
+    for client in REFERENCES if reference else ():
         with MockProcess(**sc.mock) as mock:
-            ref = run_reference(sc, mock, workdir)
+            ref = run_reference(sc, mock, workdir, client)
         if ref is not None:
             results.append(ref)
             print(row_text(ref), flush=True)
@@ -260,7 +284,7 @@ def run_scenario(sc: Scenario, workdir: Path, reference: bool) -> list[Outcome]:
 
 
 HEADER = (
-    f"{'scen':<4} {'client':<10} {'rows':>9} {'wall s':>7} {'min s':>6} {'eff':>5} {'eff run':>7} "
+    f"{'scen':<5} {'client':<10} {'rows':>9} {'wall s':>7} {'min s':>6} {'eff':>5} {'eff run':>7} "
     f"{'CPU s/1k':>8} {'RSS MB':>7} {'requests':>9} {'resent':>6} {'rs recv':>7} {'correct':>9} "
     f"{'failed':>6} {'srv CPU':>7}  note"
 )
@@ -272,7 +296,7 @@ def _f(value: float | None, spec: str) -> str:
 
 def row_text(o: Outcome) -> str:
     return (
-        f"{o.scenario:<4} {o.client:<10} {o.rows:>9,} {o.wall_s:>7.1f} {_f(o.minimum_s or None, '6.1f'):>6} "
+        f"{o.scenario:<5} {o.client:<10} {o.rows:>9,} {o.wall_s:>7.1f} {_f(o.minimum_s or None, '6.1f'):>6} "
         f"{_f(o.efficiency, '.2f'):>5} {_f(o.run_efficiency, '.2f'):>7} {o.cpu_per_1k:>8.2f} "
         f"{o.peak_rss_mb:>7.0f} {o.requests:>9,} {o.resent_after_success:>6,} "
         f"{_f(o.resent_received, 'd'):>7} {o.rows_correct:>9,} {o.rows_failed:>6,} "
@@ -282,9 +306,9 @@ def row_text(o: Outcome) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__.splitlines()[0])
-    p.add_argument("--only", help="comma-separated scenario names (S1,S2,S3,S4,S5,S5m)")
+    p.add_argument("--only", help="comma-separated scenario names (S1..S5, S1r..S5r, S5m)")
     p.add_argument("--skip", default="", help="comma-separated scenarios to leave out")
-    p.add_argument("--no-reference", action="store_true", help="skip the openai SDK reference runs")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference clients' runs")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/skuforge-bench"))
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
