@@ -175,7 +175,7 @@ def execute(store: Store, job: Job, settings: Settings, *, quiet: bool, as_json:
             f"[yellow]Stopped before exceeding the cost limit of {money(runner.budget.limit)}.[/] "
             f"Nothing is lost. Raise it and continue with: skuforge resume {job.id} --max-cost N"
         )
-    finish(store, job, progress, as_json=as_json, quiet=quiet)
+    finish(store, job, progress, as_json=as_json, quiet=quiet, calls=runner.call_stats.snapshot())
     return progress
 
 
@@ -190,7 +190,15 @@ def preflight(models: list[str], settings: Settings) -> None:
             console.print(f"[yellow]Note:[/] {note}")
 
 
-def finish(store: Store, job: Job, progress: RunProgress, *, as_json: bool, quiet: bool) -> None:
+def finish(
+    store: Store,
+    job: Job,
+    progress: RunProgress,
+    *,
+    as_json: bool,
+    quiet: bool,
+    calls: dict[str, float] | None = None,
+) -> None:
     from skuforge.engine.export import export_job
 
     job = store.get_job(job.id)
@@ -200,6 +208,7 @@ def finish(store: Store, job: Job, progress: RunProgress, *, as_json: bool, quie
     if as_json:
         data = progress.as_dict()
         data["out"] = str(exported.path) if exported else None
+        data["calls"] = calls  # what the wrappers did: retries, timeouts, hedges, 429s
         out.print_json(orjson.dumps(data).decode())
         return
     if not quiet:
