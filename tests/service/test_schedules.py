@@ -112,7 +112,8 @@ def test_a_schedule_is_created_edited_paused_resumed_run_and_deleted(client: Tes
 
 def test_each_firing_shows_what_its_job_wrote(client: TestClient) -> None:
     stored = upload(client, SAMPLE_CSV)
-    entry = client.post("/api/schedules", json=schedule_body(stored["id"])).json()
+    # title: each product's prompt reads only that product (attributes 2.0 also quotes similar products)
+    entry = client.post("/api/schedules", json=schedule_body(stored["id"], recipe="title")).json()
     store = client.app.state.ctx.store
     first = schedules.fire_due(store, now=entry["next_run_at"] + 1)
     wait_for(client, first[0])
