@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import meta
+import orjson
+from jinja2 import Template, meta
 from jinja2.utils import missing
 
 from skuforge.checks.base import CheckSpec
@@ -93,6 +94,8 @@ class Step:
 
     def _compile(self) -> None:
         spec = self.spec
+        self._static: dict[int, bool] = {}  # id(template) -> renders the same for every row
+        self._renders: dict[tuple[int, bytes], str] = {}  # static renders, by template and variant/params
         self._instruction = compile_template(spec.instruction)
         self._requirements = [compile_template(r) for r in spec.requirements]
         self._ask = compile_template(spec.ask) if spec.ask else None
@@ -116,6 +119,11 @@ class Step:
         targets = spec.targets
         self._targets_from = compile_expression(targets.from_) if targets else None
         self._targets_allowed = compile_expression(targets.allowed) if targets and targets.allowed else None
+        sections = [(spec.instruction, self._instruction)]
+        sections += list(zip(spec.requirements, self._requirements, strict=True))
+        sections += [(spec.ask, self._ask)] if spec.ask and self._ask is not None else []
+        for source, template in sections:
+            self._static[id(template)] = _row_free(source, set(spec.variants))
 
     def __repr__(self) -> str:
         return f"Step({self.recipe.name}.{self.name})"
@@ -332,17 +340,18 @@ class Step:
         ask = ""
         if self._ask is not None:
             with self._guard("ask", ctx, row_label):
-                ask = render(self._ask, ctx).strip()
+                ask = self._render(self._ask, ctx).strip()
         described = self._described_schema(ctx, source, schema, row_label)
         data = self._data(ctx, source, extra, row_label)
-        messages = [
-            Message(
-                role="system", content=prompt.system_text(*self._instructions(ctx, row_label), described)
-            ),
+        system = prompt.system_text(*self._instructions(ctx, row_label), described)
+        messages = [  # built from checked values: constructed without re-validating them (per row, per step)
+            Message.model_construct(role="system", content=system),
             *self._example_messages(ctx, targets, params, row_label, ask),
-            Message(role="user", content=prompt.row_text(data, ask, preamble=not self.copies_values)),
+            Message.model_construct(
+                role="user", content=prompt.row_text(data, ask, preamble=not self.copies_values)
+            ),
         ]
-        return Request(
+        return Request.model_construct(
             messages=messages,
             json_schema=schema,
             json_mode=True,
@@ -385,13 +394,23 @@ class Step:
         empty = {k: v for k, v in source.items() if k not in universe}
         return self._request_schema(ctx, empty, universe, row_label)
 
+    def _render(self, template: Template, ctx: dict[str, Any]) -> str:
+        """Render a section; one that reads nothing of the row is rendered once per variant and params."""
+        if not self._static.get(id(template)):
+            return render(template, ctx)
+        key = (id(template), _variant_key(ctx["variant"], ctx["params"]))
+        text = self._renders.get(key)
+        if text is None:
+            text = self._renders[key] = render(template, ctx)
+        return text
+
     def _instructions(self, ctx: dict[str, Any], row_label: str) -> tuple[str, list[str]]:
         with self._guard("instruction", ctx, row_label):
-            instruction = render(self._instruction, ctx)
+            instruction = self._render(self._instruction, ctx)
         requirements = []
         for i, template in enumerate(self._requirements):
             with self._guard(f"requirements[{i}]", ctx, row_label):
-                requirements.append(render(template, ctx).strip())
+                requirements.append(self._render(template, ctx).strip())
         for i, (when, text) in enumerate(self._rules):
             with self._guard(f"rules[{i}]", ctx, row_label):
                 if evaluate(when, ctx):
@@ -482,7 +501,8 @@ class Step:
             return data
         if config not in chinese.CONFIGS:
             raise RecipeError(
-                f"{self._where('input.opencc')}: '{config}' (row {row_label}) is not an OpenCC configuration.",
+                f"{self._where('input.opencc')}: '{config}' (row {row_label}) is not an OpenCC "
+                "configuration.",
                 f"Use one of: {', '.join(chinese.CONFIGS)}, or none to leave the data as it is.",
             )
         keep = [*self.recipe.glossary, *(ctx["params"].get("glossary") or [])]
@@ -582,6 +602,23 @@ class Step:
         ]
         tag = f"{request.tag or self.name}.repair"
         return request.model_copy(update={"messages": messages, "tag": tag})
+
+
+STATIC_NAMES = frozenset({"params", "recipe", "step", "locale", "variant"})
+"""What a section may read and still render the same for every row of a run (no row, outputs or targets)."""
+
+
+def _row_free(source: str, variant_keys: set[str]) -> bool:
+    """Whether a template reads nothing of the row and calls no retrieval function (whose sources must
+    be recorded for each row), so one render serves every row with the same variant and params."""
+    if "knowledge" in source or "examples" in source:
+        return False
+    names = meta.find_undeclared_variables(STRICT.parse(source))
+    return names <= STATIC_NAMES | variant_keys | (set(STRICT.globals) - {"knowledge", "examples"})
+
+
+def _variant_key(variant: dict[str, Any], params: dict[str, Any]) -> bytes:
+    return orjson.dumps([variant, params], option=orjson.OPT_SORT_KEYS, default=str)
 
 
 class _Blank(dict):
