@@ -8,11 +8,12 @@ Small models put the wrong fact in the right slot: "3000K" as a bulb's material,
 - a colour must contain a colour word (`data/colors.yaml`);
 - a brand must not be a product phrase: it may not contain the product type the title names, nor be the
   title's whole first phrase (`checks.merchandising`);
-- a size must not be a pack count, a model number, or a number the title uses only inside a model name.
+- a size must not be a pack count, a model number, or a number the title uses only inside a model name;
+- a weight must have a mass in it.
 
-Other attributes are not judged. Params: `materials`, `colors`, `brands`, `sizes` (the attribute names of
-each kind; defaults `[material]`, `[color, colour]`, `[brand, brand name, 品牌]`, `[size, 尺码]`), `allow`
-(values always accepted).
+Other attributes are not judged. Params: `materials`, `colors`, `brands`, `sizes`, `weights` (the attribute
+names of each kind; defaults `[material]`, `[color, colour]`, `[brand, brand name, 品牌]`, `[size, 尺码]`,
+`[weight, 重量]`), `allow` (values always accepted).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import yaml
 
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.grounding import vocabulary
-from skuforge.checks.merchandising import brand_problem, material_problem, size_problem
+from skuforge.checks.merchandising import brand_problem, material_problem, size_problem, weight_problem
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -59,6 +60,7 @@ class AttributeKind:
             b.casefold() for b in params.get("brands", ["brand", "brand name", "brand_name", "品牌"])
         }
         self.sizes = {z.casefold() for z in params.get("sizes", ["size", "尺码"])}
+        self.weights = {w.casefold() for w in params.get("weights", ["weight", "重量"])}
         self.allow = {str(a).casefold() for a in params.get("allow", [])}
 
     def __call__(self, item: CheckItem) -> list[Finding]:
@@ -82,6 +84,8 @@ class AttributeKind:
             reason = brand_problem(value, title)
         elif name in self.sizes:
             reason = size_problem(value, title)
+        elif name in self.weights:
+            reason = weight_problem(value)
         if reason is None:
             return None
         return Finding(

@@ -3,14 +3,18 @@ model number given as a size, a size taken out of a model name, a material that 
 
 These are judgements of one value against the product's own text, used by the `attribute_kind` check:
 
-- `brand_problem`: the brand contains the product type (the head noun of the title's first phrase, e.g.
-  "Bag" in "Starter Yoga Bag, Iron Grey, ..."; for Chinese titles, a product noun of `data/product_nouns.yaml`
-  written in the title, e.g. T恤), or it is the title's whole first phrase of three words or more.
-- `size_problem`: the size is a pack count ("10 Pack", "Pack of 6", "3件"), a model number ("VSO2000",
+- `brand_problem`: the brand names the product: three words or more ending in an object of the product
+  vocabulary ("Starter Yoga Bag"), or, in Chinese, a product noun the title uses (T恤) or style words (韩版).
+- `size_problem`: the size is a pack count ("10 Pack", "Pack of 6", "3件"; a content count such as
+  "365 Count" is a bottle's size and passes), a model number ("VSO2000",
   "812DA9184"), or a number that the title uses only inside a model name ("80 mm" for a skate whose title
   says "Kinetic 80 Pro") and never with a unit.
 - `material_problem`: the value names a material but goes on into a product description ("Polyester Gym
   Duffel with Mat Pocket"): more than two words besides the material terms.
+- `weight_problem`: a weight without a mass in it ("flat", "28码").
+
+Chinese brands are also judged against the style words of `data/product_nouns.yaml` (韩版, 新款 ...): a brand
+made of one is a description.
 
 Each returns the reason in words, or None. They err on the side of passing: a finding sends the item to a
 person, so a false alarm costs review time and teaches people to ignore the flag.
@@ -26,18 +30,13 @@ import yaml
 
 from skuforge.checks.grounding import vocabulary
 
-_SEGMENT = re.compile(r"\s*(?:[,，、|;；(（\[]|\s[-–—/]\s)\s*")
 _WORD = re.compile(r"[^\W\d_][\w'’&.+-]*", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_NOT_HEAD = {
-    "for", "with", "and", "the", "of", "in", "on", "by", "to", "a", "an", "set", "pack", "count", "kit",
-    "new", "pro", "plus", "max", "mini", "size", "men's", "women's", "mens", "womens", "kids", "unisex",
-}  # fmt: skip
 _COUNT = re.compile(
-    r"^\s*(?:(?:pack|set|box|case|bundle|lot)\s+of\s+\d+|\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|count|ct|units?|"
-    r"sets?|pairs?|rolls?|bags?|bottles?|capsules?|tablets?|softgels?)\.?|\d+\s*(?:件|个|只|支|装|片|粒|双|套|包|卷|瓶))\s*$",
+    r"^\s*(?:(?:pack|set|box|case|bundle|lot)\s+of\s+\d+|\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|units?|sets?|"
+    r"pairs?|lots?)\.?|\d+\s*(?:件|个|只|支|装|套|双))\s*$",
     re.IGNORECASE,
-)
+)  # how many items come in the package; a content count ("365 Count", "90 粒") is the size of a bottle
 _SIZE_WORD = re.compile(
     r"^(?:\d+(?:[.,/]\d+)?\s*(?:mm|cm|m|in|inch|inches|ft|ml|l|oz|fl\.?\s*oz|g|kg|lb|lbs|gal|qt|"
     r'["\'”]|码|号|寸|英寸|厘米|毫米|米|升|毫升|克|千克)|(?:us|eu|uk|cn|jp)\s*\d.*|x*[sml]|x{0,3}l|\d*xl)$',
@@ -49,46 +48,38 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @functools.cache
-def _zh_nouns() -> tuple[str, ...]:
+def _vocabulary() -> dict[str, tuple[str, ...]]:
     data = yaml.safe_load((Path(__file__).parent / "data" / "product_nouns.yaml").read_text(encoding="utf-8"))
-    return tuple(sorted(data["zh"], key=len, reverse=True))
+    return {key: tuple(sorted(words, key=len, reverse=True)) for key, words in data.items()}
 
 
-def first_phrase(title: str) -> str:
-    """The title up to its first comma, bracket, bar or spaced dash: usually brand + line + product type."""
-    return _SEGMENT.split(title.strip(), maxsplit=1)[0].strip()
-
-
-def product_words(title: str) -> list[str]:
-    """The product type as the title writes it: the head noun of its first phrase (Latin titles) and the
-    product nouns it contains (Chinese titles)."""
-    words: list[str] = []
-    phrase = first_phrase(title)
-    latin = [w for w in _WORD.findall(phrase) if not _CJK.search(w)]
-    heads = [w for w in latin if w.casefold() not in _NOT_HEAD and len(w) > 2]
-    if (
-        heads and len(latin) >= 2 and not _CJK.search(phrase)
-    ):  # a Chinese title's head is not its last Latin word
-        words.append(heads[-1])
-    words += [noun for noun in _zh_nouns() if noun in title]
-    return words
+def _zh_nouns() -> tuple[str, ...]:
+    return _vocabulary()["zh"]
 
 
 def brand_problem(value: str, title: str) -> str | None:
-    """Why `value` is not a brand of the product titled `title`, or None."""
-    if not title.strip():
-        return None
-    folded = value.casefold()
-    for word in product_words(title):
-        if _CJK.search(word):
-            if word in value:
+    """Why `value` is not a brand of the product titled `title`, or None.
+
+    Brands often contain the word for their product ("Yogi Tea", "Ellie Shoes", "NOW Supplements"), so a
+    Latin brand is judged only when it runs to three words or more and names an object from the product
+    vocabulary after its first word ("Starter Yoga Bag"); a Chinese one when it contains a product noun the
+    title uses (T恤) or is mostly style words (韩版)."""
+    for noun in _zh_nouns():
+        if noun in value and noun in title:
+            return f"'{value}' names the product type ({noun}), not a brand."
+    style = [word for word in _vocabulary()["zh_style"] if word in value]
+    if style and len("".join(style)) * 2 >= len(value.strip()):
+        return f"'{value}' is a style description ({style[0]}), not a brand."
+    words = [w for w in _WORD.findall(value) if not _CJK.search(w)]
+    if len(words) >= 3:
+        for word in words[1:]:
+            if _singular(word.casefold()) in _vocabulary()["en"]:
                 return f"'{value}' names the product type ({word}), not a brand."
-        elif re.search(rf"(?<![\w]){re.escape(word.casefold())}(?![\w])", folded):
-            return f"'{value}' names the product type ({word}), not a brand."
-    phrase = first_phrase(title)
-    if value.strip() == phrase and len(_WORD.findall(phrase)) >= 3:
-        return f"'{value}' is the title's whole first phrase, a description of the product, not a brand."
     return None
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
 def size_problem(value: str, title: str) -> str | None:
@@ -115,11 +106,22 @@ def _model_name_number(number: str, title: str) -> bool:
             return False  # "80 mm", "42 EU": a size with its unit
         if _SIZE_WORD.match(number + (after.split()[0] if after.split() else "")):
             return False
-        word = before[-1].casefold().strip(":") if before else ""
-        if not word or word in _SIZE_CONTEXT or not word[0].isalpha():
+        if not before or not before[-1][-1].isalnum():  # "Softgels, 365 Count": a new phrase, not a name
+            return False
+        word = before[-1].casefold()
+        if word in _SIZE_CONTEXT or not word[0].isalpha():
             return False
         found = before[-1][0].isupper()
     return found
+
+
+def weight_problem(value: str) -> str | None:
+    """Why `value` is not a weight, or None: a weight has a mass in it (500 g, 1.1 kg, 2 lb, 250克)."""
+    from skuforge.checks.quantities import quantities
+
+    if any(q.dimension == "mass" for q in quantities(value)):
+        return None
+    return f"'{value}' is not a weight: it has no mass in it (e.g. 500 g)."
 
 
 def _squash(text: str) -> str:
