@@ -43,7 +43,7 @@ from skuforge.errors import CatalogError
 VERSION = 1
 """Changes whenever the layout changes; part of the fingerprint, so an old conversion is never reused."""
 MANIFEST = "_manifest.json"
-ROWS_PER_FILE = 250_000
+ROWS_PER_FILE = 100_000
 GROUP_ROWS = 8_192
 COLUMNS = ("row_index", "row_id", "row_line", "row_data", "row_typed")
 

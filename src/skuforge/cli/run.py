@@ -445,10 +445,12 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a job: its spec, counts, spend and first failures."""
+    from skuforge.engine import ray_results
+
     store = open_store()
     try:
         job = store.get_job(job_id)
-        c = store.counts(job.id)
+        c = ray_results.counts(store, job)  # a Ray job's counts come from its output folder
         failed = list(store.items(job.id, status="failed", limit=failures))
         sourced = _items_with_sources(store, job, failures)
     finally:

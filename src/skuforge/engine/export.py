@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.catalog import CatalogRow, infer_format, write_catalog
+from skuforge.engine import ray_results
 from skuforge.engine.context import GENERATED_SUFFIX, JobContext, variant_label
 from skuforge.engine.local import CHUNK_ROWS, chunked
 from skuforge.store import ItemRecord, Job, Store
@@ -62,6 +63,9 @@ class Exporter:
         self.original = list(self.ctx.catalog.columns)
         self.generated = self.ctx.export_columns()
         self.with_sources = has_sources(store, job)
+        self.ray = ray_results.joined(store, job, self.ctx)  # a Ray job whose results are in its output
+        if self.ray is not None:
+            self.with_sources = bool(ray_results.has_sources(job)) or self.with_sources
         self.failures: list[dict[str, Any]] = []
         self.summary: ExportSummary | None = None
 
@@ -113,6 +117,11 @@ class Exporter:
         return out
 
     def rows(self) -> Iterator[dict[str, Any]]:
+        if self.ray is not None:
+            for row, items in self.ray:
+                self.summary.rows += 1  # type: ignore[union-attr]
+                yield self._row(row, items)
+            return
         for chunk in chunked(self.ctx.rows(), CHUNK_ROWS):
             yield from self._chunk(chunk)
 

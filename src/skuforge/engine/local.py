@@ -73,11 +73,16 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 class LocalExecutor:
     """Schedules a run's items on the event loop (see the module docstring)."""
 
-    async def execute(self, run: RunState, rows: Iterable[CatalogRow] | None = None) -> None:
-        """Run the items of `rows` (default: the job's selected rows) to their outcomes."""
+    def bind(self, run: RunState) -> None:
+        """Get ready to resolve `run`'s items one by one (`resolve`), for an executor that plans and streams
+        the rows itself (the Ray executor's workers); `execute` starts with it."""
         self.run = run
         self.slots = asyncio.Semaphore(run.spec.limits.concurrency)
         self.inflight: dict[str, asyncio.Future[ItemOutcome | None]] = {}
+
+    async def execute(self, run: RunState, rows: Iterable[CatalogRow] | None = None) -> None:
+        """Run the items of `rows` (default: the job's selected rows) to their outcomes."""
+        self.bind(run)
         history = run.store.has_items(run.job.id)  # a first run skips every lookup
         window = asyncio.Semaphore(max(64, run.spec.limits.concurrency * 4))
         tasks: set[asyncio.Task[None]] = set()

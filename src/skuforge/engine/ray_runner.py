@@ -1,358 +1,72 @@
-"""The Ray executor (`skuforge run ... --executor ray [--ray-address ADDR]`): the same items on Ray Data.
+"""The Ray executor (`skuforge run ... --executor ray [--ray-address ADDR]`): a job's items on Ray Data.
 
-The driver splits the selected rows into blocks of `block_rows` and hands them to a pool of actors through
-Ray Data (`map_batches` over block ranges). Each actor runs its block with the local executor's scheduling
-over the same `ItemPipeline` (render, key, call, parse, checks), so outcomes match the local executor's item
-by item. Earlier work is looked up in the job's store by product and by item key, as everywhere.
+The driver (this module) wires one Ray Data pipeline per run and records what comes back:
 
-Limits and money are shared across the cluster by ONE named actor, the `Coordinator`: every attempt takes a
-slot, its RPM/TPM cost and its estimated price from it, so twenty workers do not each take the full RPM or
-the full budget, and a 429 seen by one worker pauses them all. The coordinator keeps the job's budget ledger
-in the store (it runs on the driver's node, so it can open the same store).
+    catalog partitions (Parquet)            catalog.partition: converted once, streaming, cached
+      -> read_parquet                       Ray Data read tasks
+      -> map_batches(plan_batch)            engine.ray_plan: --where/--sample/--limit, render, key, anti-join
+      -> map_batches(Caller, actor pool)    engine.ray_workers: async calls under leases, one part per block
+      -> block summaries to the driver      counts, progress, the review queue; the store gets summaries
 
-Outcomes: each block's outcomes are written by its actor as one Parquet part (written to a temporary name,
-then renamed) and streamed back to the driver, which records them in the store and removes the part. Parts
-left behind by a driver that was killed are recorded at the start of the next run, so a finished block is
-never sent again.
+Limits and money are shared through one `Coordinator` actor (`engine.ray_lease`) that hands out leases and
+keeps the job's budget ledger in the store. Outcomes go to the job's output folder (`engine.ray_output`):
+`SKUFORGE_RAY_OUTPUT/<job id>` (any pyarrow URI) or `SKUFORGE_HOME/ray/<job id>`.
+
+Where results live depends on the run's size (`results`):
+- "store" (runs of up to `SKUFORGE_RAY_STORE_ROWS` rows, 100,000 by default): every outcome is recorded in
+  the store as its block comes back and the block's part is then deleted; the job is then like any local job.
+  Parts a killed driver left are recorded at the start of the next run.
+- "output": the parts stay and are the results; `skuforge export` and `show` read them (`engine.ray_results`).
+  The store gets the run's figures and the items a person must look at (flagged and failed), so the review
+  queue works; one SQLite writer never has to take ten million rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
+import logging
 import math
 import os
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+import uuid
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from skuforge.calls import Cached, CallStats, ResponseCache, Retrying
 from skuforge.calls.budget import Budget
-from skuforge.config import home
-from skuforge.engine.context import JobContext
-from skuforge.engine.local import LocalExecutor
-from skuforge.engine.pipeline import ItemPipeline
-from skuforge.engine.progress import RunProgress
-from skuforge.errors import BudgetExceeded, ProviderUnavailable, RateLimitError, TransientError, require
-from skuforge.providers.base import Provider, Request, Result, Wrapper
-from skuforge.store import ItemOutcome, ItemRecord, Job, Store, open_store
+from skuforge.catalog.partition import Partitions, catalog_fingerprint, filesystem, join, open_partitions
+from skuforge.catalog.partition import partition_catalog as convert
+from skuforge.engine.ray_output import OutputFolder, default_folder, latest, output_root
+from skuforge.engine.ray_plan import ENV_PREFIXES, RowSelection, RunPlan, plan_batch, select_batch
+from skuforge.engine.ray_workers import Caller
+from skuforge.errors import BudgetExceeded, ProviderUnavailable, SkuforgeError, require
+from skuforge.store import FINISHED, ItemOutcome
 
 if TYPE_CHECKING:
     from skuforge.engine.runner import Runner
 
-BLOCK_ROWS = 1024
-_COLUMNS = (
-    "row_id",
-    "row_index",
-    "step",
-    "variant",
-    "key",
-    "status",
-    "output",
-    "error",
-    "findings",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cost",
-    "attempts",
-    "cached",
-    "review",
-    "meta",
+log = logging.getLogger("skuforge.engine.ray")
+BLOCK_ROWS = 512
+STORE_ROWS = 100_000
+ATTEMPTS = 3
+PLAN_ROWS = 2048
+BLOCK_BYTES = 16 * 1024 * 1024
+"""Ray Data blocks of this run are cut at this size, so a task holds a few thousand rows, never a file."""
+_FORWARD_ENV = (
+    "SKUFORGE_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "DEEPSEEK_",
+    "DASHSCOPE_",
+    "OLLAMA_",
+    "VLLM_",
+    "GEMINI_",
 )
-_JSON = ("output", "findings", "meta")
-_FORWARD_ENV = ("SKUFORGE_", "OPENAI_", "ANTHROPIC_", "DEEPSEEK_", "DASHSCOPE_", "OLLAMA_", "VLLM_")
 
 
-class Coordinator:
-    """Cluster-wide concurrency, RPM/TPM (GCRA buckets), a shared cool-down after a 429, and the budget.
-
-    Runs as one named async Ray actor; `acquire` reserves a bucket slot and the attempt's cost at once (no
-    race) and then waits for its turn, so waiting costs no CPU and no polling."""
-
-    def __init__(
-        self,
-        concurrency: int,
-        rpm: float | None,
-        tpm: float | None,
-        *,
-        store_url: str | None = None,
-        job_id: str = "",
-        max_cost: float | None = None,
-        burst_s: float = 1.0,
-    ) -> None:
-        self.concurrency, self.rpm, self.tpm, self.burst_s = concurrency, rpm, tpm, burst_s
-        self.in_use = self.peak = self.admitted = 0
-        self.tat_r = self.tat_t = -math.inf
-        self.cool_until = 0.0
-        self.waiters: deque[asyncio.Future[None]] = deque()
-        self.store = open_store(store_url) if store_url else None
-        self.budget = (
-            Budget.open(self.store, job_id, max_cost) if self.store is not None else Budget(max_cost)
-        )
-
-    async def acquire(self, tokens: float, cost: float = 0.0) -> bool:
-        """A slot and the attempt's estimated cost; False (no slot taken) when the budget is spent."""
-        if not self.budget.reserve(cost):
-            return False
-        if self.in_use >= self.concurrency or self.waiters:
-            future = asyncio.get_running_loop().create_future()
-            self.waiters.append(future)
-            await future  # handed a slot by release()
-        else:
-            self.in_use += 1
-        self.peak = max(self.peak, self.in_use)
-        await asyncio.sleep(self._wait(tokens))
-        self.admitted += 1
-        return True
-
-    def _wait(self, tokens: float) -> float:
-        now = time.monotonic()
-        wait = max(0.0, self.cool_until - now)
-        if self.rpm:
-            wait = max(wait, self.tat_r - self.burst_s - now)
-            self.tat_r = max(self.tat_r, now) + 60.0 / self.rpm
-        if self.tpm:
-            wait = max(wait, self.tat_t - self.burst_s - now)
-            self.tat_t = max(self.tat_t, now) + tokens * 60.0 / self.tpm
-        return wait
-
-    def release(self, token_delta: float = 0.0, reserved: float = 0.0, cost: float = 0.0) -> None:
-        """Give the slot back; settle the reservation (`cost` < 0: sent, never answered — uncertain)."""
-        if cost < 0:
-            self.budget.settle_uncertain(reserved)
-        else:
-            self.budget.settle(reserved, cost)
-        if self.tpm and token_delta:
-            self.tat_t += token_delta * 60.0 / self.tpm
-        while self.waiters:
-            future = self.waiters.popleft()
-            if not future.done():
-                future.set_result(None)  # the slot passes straight to the next waiter
-                return
-        self.in_use -= 1
-
-    def cooldown(self, seconds: float) -> None:
-        self.cool_until = max(self.cool_until, time.monotonic() + seconds)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "peak": self.peak,
-            "admitted": self.admitted,
-            "in_use": self.in_use,
-            "exhausted": self.budget.exhausted,
-            "spent": self.budget.total,
-        }
-
-    def close(self) -> dict[str, Any]:
-        self.budget.close()
-        return self.stats()
-
-
-class ClusterLimited(Wrapper):
-    """Takes a cluster-wide slot and budget from the coordinator around each attempt (inside the retries)."""
-
-    def __init__(
-        self, inner: Provider, coordinator: Any, price: Any, default_output_tokens: int = 256
-    ) -> None:
-        super().__init__(inner)
-        self.coordinator, self.price = coordinator, price
-        self.default_output_tokens = default_output_tokens
-
-    async def generate(self, request: Request) -> Result:
-        from skuforge.calls.budget import estimate_cost
-
-        text = "".join(m.content for m in request.messages)
-        tokens = self.inner.count_tokens(text) + (request.max_tokens or self.default_output_tokens)
-        reserved = estimate_cost(self.inner, request, self.price)
-        if not await self.coordinator.acquire.remote(tokens, reserved):
-            raise BudgetExceeded(
-                "The next request would take the job past its cost limit.",
-                "Nothing is lost. Raise the limit and continue: skuforge resume JOB --max-cost N",
-            )
-        delta, cost = 0.0, 0.0
-        try:
-            result = await self.inner.generate(request)
-            used = result.usage.input_tokens + result.usage.output_tokens
-            delta = float(used - tokens) if used else 0.0
-            cost = self.price.cost(result.usage) if self.price is not None else 0.0
-            return result
-        except RateLimitError as exc:
-            self.coordinator.cooldown.remote(exc.retry_after or 1.0)
-            raise
-        except TransientError as exc:
-            cost = -1.0 if exc.status is None else 0.0
-            raise
-        except (asyncio.CancelledError, TimeoutError):
-            cost = -1.0
-            raise
-        finally:
-            self.coordinator.release.remote(delta, reserved, cost)
-
-
-# -- Parquet parts -----------------------------------------------------------------------------------------
-def _part_path(parts: str, start: int) -> Path:
-    return Path(parts) / f"part-{start:012d}.parquet"
-
-
-def read_part(path: Path) -> list[ItemRecord]:
-    """The outcomes of one block from its Parquet part ([] when the block never finished)."""
-    if not path.exists():
-        return []
-    import pyarrow.parquet as pq
-
-    records = []
-    for row in pq.read_table(path).to_pylist():
-        for name in _JSON:
-            row[name] = orjson.loads(row[name]) if row[name] is not None else None
-        records.append(ItemRecord(**row))
-    return records
-
-
-def to_table(outcomes: list[Any]) -> Any:
-    """Outcomes as an Arrow table; JSON values are stored as strings, as in the store."""
-    import pyarrow as pa
-
-    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-    for o in outcomes:
-        for name in _COLUMNS:
-            value = getattr(o, name)
-            columns[name].append(
-                orjson.dumps(value).decode() if name in _JSON and value is not None else value
-            )
-    types = {"row_index": pa.int64(), "cost": pa.float64(), "cached": pa.bool_()}
-    for name in ("input_tokens", "output_tokens", "cached_tokens", "attempts"):
-        types[name] = pa.int64()
-    return pa.table({n: pa.array(v, type=types.get(n, pa.string())) for n, v in columns.items()})
-
-
-def write_part(path: Path, outcomes: list[Any]) -> None:
-    """Write a block's outcomes atomically (temporary name, then rename): a part is whole or absent."""
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(to_table(outcomes), tmp)
-    os.replace(tmp, path)
-
-
-# -- the worker side ---------------------------------------------------------------------------------------
-class _BlockSink:
-    """The store as a block's actor sees it: earlier work is read from the job's store; outcomes are
-    collected for the block's Parquet part (durable when the part is written)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.outcomes: list[ItemOutcome] = []
-
-    def has_items(self, job_id: str) -> bool:
-        return self.store.has_items(job_id)
-
-    def prior(self, job_id: str, row_ids: Sequence[str]) -> dict[tuple[str, str, str], ItemRecord]:
-        return self.store.prior(job_id, row_ids)
-
-    def finished_by_keys(self, job_id: str, keys: Sequence[str]) -> dict[str, ItemRecord]:
-        return self.store.finished_by_keys(job_id, keys)
-
-    def record(
-        self,
-        job_id: str,
-        outcomes: Iterable[ItemOutcome],
-        on_durable: Callable[[BaseException | None], None] | None = None,
-    ) -> None:
-        self.outcomes.extend(outcomes)
-        if on_durable is not None:
-            on_durable(None)
-
-    def flush(self) -> None:
-        """Nothing is queued: outcomes are written with the block's part."""
-
-
-class BlockRun:
-    """What the local executor needs to run one block inside a Ray actor (see `engine.runner.RunState`)."""
-
-    def __init__(self, job: Job, store_url: str, coordinator: Any, window: int) -> None:
-        from skuforge.engine.runner import Runner
-
-        self.job = job
-        self.store = _BlockSink(open_store(store_url))
-        base = Runner(self.store.store, job)
-        self.spec, self.settings = base.spec, base.settings
-        self.spec = self.spec.model_copy(
-            update={"limits": self.spec.limits.model_copy(update={"concurrency": window})}
-        )
-        self.ctx = JobContext.open(job, self.settings)
-        self.progress = RunProgress(job_id=job.id)
-        self.budget = Budget(None)
-        self.stop_error: BaseException | None = None
-        self._base, self._coordinator = base, coordinator
-        self._cache = ResponseCache() if self.spec.cache else None
-        self.pipeline = ItemPipeline(self.ctx, {}, prices=base.price, client_for=self.client)
-
-    def client(self, model: str) -> Provider:
-        stats, limits = CallStats(), self.spec.limits
-        client: Provider = ClusterLimited(
-            self._base.provider(model), self._coordinator, self._base.price(model)
-        )
-        client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
-        return Cached(client, self._cache, stats=stats) if self._cache is not None else client
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop_error is not None
-
-    def stop(self, exc: BudgetExceeded | ProviderUnavailable) -> None:
-        self.stop_error = self.stop_error or exc
-
-    def count(self, outcome: ItemOutcome, requests: int = 0) -> None:
-        self.progress.requests += requests
-
-    def row_finished(self) -> None:
-        self.progress.rows_done += 1
-
-
-class BlockWorker:
-    """A Ray Data actor: runs blocks of rows and returns their outcomes (also written as a part)."""
-
-    def __init__(
-        self, job: Job, store_url: str, coordinator: str, namespace: str, parts: str, window: int
-    ) -> None:
-        import ray
-
-        self.parts = parts
-        self.loop = asyncio.new_event_loop()
-        handle = ray.get_actor(coordinator, namespace=namespace)
-        self.run = BlockRun(job, store_url, handle, window)
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        """One summary per block: where its part is, how many rows finished, how many items were reused."""
-        done: dict[str, list[Any]] = {"part": [], "rows": [], "reused": []}
-        for start, end in zip(batch["start"], batch["end"], strict=True):
-            part, rows, reused = self.loop.run_until_complete(self._block(int(start), int(end)))
-            done["part"].append(part)
-            done["rows"].append(rows)
-            done["reused"].append(reused)
-        return done
-
-    async def _block(self, start: int, end: int) -> tuple[str, int, int]:
-        import itertools
-
-        run = self.run
-        run.store.outcomes = []
-        run.progress = RunProgress(job_id=run.job.id)
-        rows = itertools.islice(run.ctx.rows(), start, end)
-        await LocalExecutor().execute(run, rows)
-        path = _part_path(self.parts, start)
-        write_part(path, run.store.outcomes)
-        return str(path), run.progress.rows_done, run.progress.reused
-
-
-# -- the driver side ---------------------------------------------------------------------------------------
 class RayExecutor:
-    """Runs a job's items on Ray Data; records every outcome in the store as its block comes back."""
+    """Runs a job's items on Ray Data (see the module docstring)."""
 
     def __init__(
         self,
@@ -361,123 +75,436 @@ class RayExecutor:
         block_rows: int | None = None,
         workers: int | None = None,
         parts_dir: str | None = None,
+        results: str | None = None,
+        shard_keys: int | None = None,
     ) -> None:
         self.address, self.workers, self.parts_dir = address, workers, parts_dir
         self.block_rows = block_rows or int(os.environ.get("SKUFORGE_RAY_BLOCK_ROWS") or BLOCK_ROWS)
+        self.results = results or os.environ.get("SKUFORGE_RAY_RESULTS") or None
+        self.shard_keys = shard_keys
         self.coordinator_stats: dict[str, Any] = {}
+        self.index_entries = 0
+        self.seen: set[str] = set()
+        self.lost_workers = 0
 
     async def execute(self, run: Runner) -> None:
         ray = require("ray", "the Ray executor", "ray")
         self.run = run
-        self.parts = (
-            self.parts_dir or os.environ.get("SKUFORGE_RAY_PARTS") or str(home() / "ray" / run.job.id)
-        )
-        self._recover_parts()
-        run.budget = Budget(None)  # the coordinator keeps the ledger while the cluster runs
+        self.folder = OutputFolder(default_folder(run.job.id, self.parts_dir))
+        self.folder.ensure()
+        self.folder.clean()
+        self.mode = self._mode()
+        state = dict((run.store.get_job(run.job.id).totals or {}).get("ray") or {})
+        self.number = max(self.folder.runs(), int(state.get("runs") or 0)) + 1
+        self._catch_up(int(state.get("ingested") or 0))
+        self._note(runs=self.number, output=self.folder.uri, results=self.mode)
+        run.budget = Budget(None)  # the coordinator keeps the job's ledger while the cluster runs
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(
-                address=self.address, include_dashboard=False, runtime_env={"env_vars": _forwarded_env()}
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": forwarded_env()},
             )
         try:
-            await asyncio.to_thread(self._drive, ray)
+            await self._attempts(ray)
         finally:
             if started_here:
                 ray.shutdown()
-        if self.coordinator_stats.get("exhausted"):
-            run.stop(BudgetExceeded("The cost limit was reached on the cluster.", "Raise it and resume."))
+        self._conclude()
 
-    def _recover_parts(self) -> None:
-        """Record what a killed driver left in parts, so those blocks are not sent again."""
-        folder = Path(self.parts)
-        for path in sorted(folder.glob("part-*.parquet")) if folder.exists() else []:
-            self.run.store.record(self.run.job.id, read_part(path))
-            self.run.store.flush()
-            path.unlink()
+    async def _attempts(self, ray: Any) -> None:
+        """Run the pipeline; when a worker is lost (its actor killed, its node gone) Ray Data stops the
+        dataset, and the rows not finished are run again (the anti-join skips the rest), up to 3 times."""
+        lost = (
+            WorkerLost,
+            ray.exceptions.RayActorError,
+            ray.exceptions.WorkerCrashedError,
+            ray.exceptions.NodeDiedError,
+        )
+        before = dataclasses.replace(self.run.progress)
+        carried = 0  # items finished by an attempt that lost a worker: the next attempt sees them as reused
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await asyncio.to_thread(self._drive, ray)
+                break
+            except lost as exc:
+                if attempt == ATTEMPTS or self.run.stopping:
+                    raise
+                log.warning(
+                    "A Ray worker was lost (%s); running the rows not finished again.", type(exc).__name__
+                )
+                self.lost_workers += 1
+                carried += _restart_counts(self.run.progress, before)
+        self.run.progress.reused = max(before.reused, self.run.progress.reused - carried)
 
-    def _ranges(self) -> list[dict[str, int]]:
-        total = self.run.ctx.count_rows()
-        if total is None:
-            total = sum(1 for _ in self.run.ctx.rows())
+    # -- before the run ----------------------------------------------------------------------------------
+    def _mode(self) -> str:
+        if self.results in ("store", "output"):
+            return self.results
+        total = self.run.progress.rows_total
+        limit = int(os.environ.get("SKUFORGE_RAY_STORE_ROWS") or STORE_ROWS)
+        return "store" if total is not None and total <= limit else "output"
+
+    def _catch_up(self, ingested: int) -> None:
+        """Outcomes earlier runs wrote but a killed driver never recorded: in "store" mode every leftover
+        part is recorded and deleted; in "output" mode its flagged and failed items join the review queue."""
+        for part in self.folder.parts():
+            if self.mode == "store":
+                self._record(self.folder.records(part.path))
+                self.folder.delete(part.path)
+            elif part.run > ingested:
+                self._record_review(self.folder.records(part.path, ("flagged", "failed")))
+
+    def partitions(self) -> Partitions:
+        """The catalog's partitions under `<output root>/input/`, converted now if they are not there."""
+        catalog = self.run.ctx.catalog
+        uri = join(join(output_root(), "input"), catalog_fingerprint(catalog))
+        found = open_partitions(uri)
+        if found is not None:
+            return found
+        started = time.perf_counter()
+        parts = convert(catalog, uri)
+        log.info(
+            "converted %s to %d partitions in %.1f s",
+            catalog.path.name,
+            len(parts.files),
+            time.perf_counter() - started,
+        )
+        return parts
+
+    def selection(self, ray: Any, partitions: Partitions) -> RowSelection:
+        """The job's --where/--sample/--limit as each batch applies them; rows_total for the progress bar."""
+        sel = self.run.spec.selection
+        chosen = RowSelection(where=sel.where, seed=sel.seed)
+        if sel.where is not None:
+            from skuforge.catalog.predicate import TYPE_SAMPLE_ROWS
+
+            chosen.where_rows = list(itertools.islice(self.run.ctx.catalog.rows(), TYPE_SAMPLE_ROWS))
+        if sel.limit is not None and sel.where is None and sel.sample is None:
+            chosen.below_index = sel.limit
+        matching = partitions.rows
+        if sel.sample is not None:
+            if sel.where is not None:  # the share to keep depends on how many rows match: one counting pass
+                matching = (
+                    self._read(ray, partitions)
+                    .map_batches(
+                        select_batch,
+                        fn_kwargs={"plan": self._plan(partitions, chosen)},
+                        **self._task_options(),
+                    )
+                    .count()
+                )
+            if sel.sample < matching:
+                chosen.sample_below = math.floor(sel.sample / matching * 2**64)
+        self._note(selection={"sample_below": chosen.sample_below, "below_index": chosen.below_index})
+        total: int | None = matching if sel.where is None or sel.sample is not None else None
+        if total is not None:
+            total = min(total, sel.sample or total, sel.limit or total)
         self.run.progress.rows_total = total
-        return [
-            {"start": s, "end": min(s + self.block_rows, total)} for s in range(0, total, self.block_rows)
-        ]
+        return chosen
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def _drive(self, ray: Any) -> None:
+        _quiet(ray)
+        clock = _Clock()
+        partitions = self.partitions()
+        clock.mark("partitions")
+        selection = self.selection(ray, partitions)
+        shards, parts = self._index(ray) if self.mode == "output" else ([], [])
+        clock.mark(f"index of {self.index_entries} keys")
+        coordinator = self._coordinator(ray)
+        plan = self._plan(partitions, selection, shards=shards, parts=parts, coordinator=coordinator)
+        ds = self._dataset(ray, partitions, plan)
+        try:
+            self._follow(ray, ds, coordinator, clock)
+            clock.mark("last block back")
+        finally:
+            self.coordinator_stats = ray.get(coordinator.close.remote())  # the ledger, also after a failure
+            ray.kill(coordinator)
+            for shard in shards:
+                ray.kill(shard)
+
+    def _follow(self, ray: Any, ds: Any, coordinator: Any, clock: _Clock) -> None:
+        """Run the dataset (in a thread) and record block summaries as workers report them (every 0.2 s)."""
+        failed: list[BaseException] = []
+        finished = threading.Event()
+
+        def drain() -> None:
+            try:
+                for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    pass
+            except BaseException as exc:  # re-raised in the driver's thread below
+                failed.append(exc)
+            finally:
+                finished.set()
+
+        thread = threading.Thread(target=drain, name="skuforge-ray-dataset", daemon=True)
+        thread.start()
+        try:
+            while True:
+                done = finished.wait(0.2)
+                for summary in ray.get(coordinator.take_summaries.remote()):
+                    clock.once("first block back")
+                    if self._take(summary):
+                        ray.get(coordinator.stop.remote(summary["stopped"], summary["message"]))
+                if done:
+                    break
+        except BaseException:
+            ray.get(coordinator.stop.remote("interrupted", "The run was interrupted."))
+            raise
+        finally:
+            thread.join()
+        if failed:
+            raise failed[0]
+        planned, reported = ray.get(coordinator.flow.remote())
+        if reported < planned and not self.run.stopping:
+            raise WorkerLost(f"{planned - reported} rows were on workers that were lost")
+
+    def _dataset(self, ray: Any, partitions: Partitions, plan: RunPlan) -> Any:
+        """read -> select -> plan -> blocks of `block_rows` x 2 -> the call stage's actor pool."""
+        from ray.data import ActorPoolStrategy
+
+        context = ray.data.DataContext.get_current()
+        saved = context.target_max_block_size, context.max_errored_blocks
+        context.target_max_block_size = BLOCK_BYTES  # the dataset keeps the context it was made with
+        context.max_errored_blocks = -1  # a lost worker's blocks: the others go on; they run again after
+        try:
+            sel = self.run.spec.selection
+            ds = self._read(ray, partitions)
+            if sel.limit is not None and (sel.where is not None or sel.sample is not None):
+                context.execution_options.preserve_order = True  # the first N selected rows
+                ds = ds.map_batches(select_batch, fn_kwargs={"plan": plan}, **self._task_options()).limit(
+                    sel.limit
+                )
+            ds = ds.map_batches(plan_batch, fn_kwargs={"plan": plan}, **self._task_options())
+            ds = ds.repartition(target_num_rows_per_block=self.block_rows * 2)
+            workers = self._workers(ray)
+            small = (self.run.progress.rows_total or 0) < workers * self.block_rows * 4
+            return ds.map_batches(
+                Caller,
+                fn_constructor_kwargs={"plan": plan},
+                batch_size=self.block_rows,
+                batch_format="pyarrow",
+                compute=ActorPoolStrategy(
+                    min_size=1 if small else workers,
+                    max_size=workers,
+                    max_tasks_in_flight_per_actor=4,  # queued: running ones are capped just below
+                    max_concurrent_calls_per_actor=2,
+                ),
+                num_cpus=self._caller_cpus(ray, workers),
+            )
+        finally:
+            context.target_max_block_size, context.max_errored_blocks = saved
+            context.execution_options.preserve_order = False
+
+    def _read(self, ray: Any, partitions: Partitions) -> Any:
+        fs, _ = filesystem(partitions.uri)
+        paths = [p if "://" not in p else filesystem(p)[1] for p in partitions.paths()]
+        return ray.data.read_parquet(paths, filesystem=fs)
+
+    def _plan(self, partitions: Partitions, selection: RowSelection, **more: Any) -> RunPlan:
+        spec = self.run.spec
+        store = self.run.store
+        history = store.has_items(self.run.job.id)
+        return RunPlan(
+            run_id=uuid.uuid4().hex,
+            job=self.run.job,
+            partitions=partitions,
+            folder=self.folder.uri,
+            run=self.number,
+            selection=selection,
+            store_url=store.url if history else None,
+            window=max(64, spec.limits.concurrency * 2),
+            env=forwarded_env(),
+            **more,
+        )
+
+    def _task_options(self) -> dict[str, Any]:
+        return {"batch_size": PLAN_ROWS, "batch_format": "pyarrow", "num_cpus": 1}
+
+    def _workers(self, ray: Any) -> int:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        wanted = self.workers or max(1, cpus // self._model_cpus(cpus) if self._local_model() else cpus)
+        return max(1, min(wanted, self.run.spec.limits.concurrency))
+
+    def _caller_cpus(self, ray: Any, workers: int) -> float:
+        """An actor that sends HTTP requests needs little CPU; one that runs a local model reserves the
+        cores its model's threads use."""
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return float(self._model_cpus(cpus)) if self._local_model() else 0.25
+
+    def _local_model(self) -> bool:
+        return any(m.startswith("local:") for m in self.run.ctx.models())
+
+    @staticmethod
+    def _model_cpus(cpus: int) -> int:
+        return int(os.environ.get("SKUFORGE_RAY_MODEL_CPUS") or (2 if cpus >= 4 else 1))
 
     def _coordinator(self, ray: Any) -> Any:
+        from skuforge.engine.ray_lease import Coordinator, Shares
+
         spec, store = self.run.spec, self.run.store
-        options: dict[str, Any] = {
-            "name": f"skuforge-limits-{self.run.job.id}",
-            "namespace": "skuforge",
-            "max_concurrency": 100_000,
-            "num_cpus": 0,
-            "get_if_exists": True,
-        }
+        options: dict[str, Any] = {"max_concurrency": 100_000, "num_cpus": 0, "max_restarts": 0}
         if store.url.startswith("sqlite") and not ray.util.client.ray.is_connected():
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = ray.get_runtime_context().get_node_id()  # the store file is on this node
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
         limits = spec.limits
-        return (
-            ray.remote(Coordinator)
-            .options(**options)
-            .remote(
-                limits.concurrency,
-                limits.rpm,
-                limits.tpm,
-                store_url=store.url,
-                job_id=self.run.job.id,
-                max_cost=spec.max_cost,
-            )
+        shares = Shares(
+            concurrency=limits.concurrency,
+            rpm=limits.rpm,
+            tpm=limits.tpm,
+            workers=self._workers(ray),
+            max_cost=spec.max_cost,
         )
+        actor = ray.remote(Coordinator).options(**options)
+        return actor.remote(shares, store_url=store.url, job_id=self.run.job.id)
 
-    def _drive(self, ray: Any) -> None:
-        ranges = self._ranges()
-        if not ranges:
-            return
-        coordinator = self._coordinator(ray)
-        workers = min(len(ranges), self.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
-        window = max(1, math.ceil(self.run.spec.limits.concurrency / workers) * 2)
-        try:
-            ds = ray.data.from_items(ranges, override_num_blocks=len(ranges))
-            out = ds.map_batches(
-                BlockWorker,
-                batch_size=1,
-                concurrency=workers,
-                num_cpus=1,
-                batch_format="numpy",
-                runtime_env={"env_vars": _forwarded_env()},  # this run's settings, even on a running cluster
-                fn_constructor_kwargs={
-                    "job": self.run.job,
-                    "store_url": self.run.store.url,
-                    "coordinator": f"skuforge-limits-{self.run.job.id}",
-                    "namespace": "skuforge",
-                    "parts": self.parts,
-                    "window": window,
-                },
+    def _index(self, ray: Any) -> tuple[list[Any], list[str]]:
+        """The shards of finished keys from earlier runs' parts (none on a first run)."""
+        from skuforge.engine.ray_index import SHARD_KEYS, KeyShard, split_entries
+
+        parts = self.folder.parts()
+        if not parts:
+            return [], []
+        names = [p.path.rsplit("/", 1)[-1] for p in parts]
+        ids = {name: i for i, name in enumerate(names)}
+        columns = ["key", "row_id", "step", "variant", "status", "part", "seq"]
+        rows = sum(self.folder.read(p.path, ["seq"]).num_rows for p in parts)
+        count = max(1, math.ceil(rows / (self.shard_keys or SHARD_KEYS)))
+        shards = [ray.remote(KeyShard).options(num_cpus=0).remote() for _ in range(count)]
+        pending = []
+        for batch in latest(self.folder, columns=columns):
+            statuses, keys = batch.column("status").to_pylist(), batch.column("key").to_pylist()
+            keep = [i for i, (s, k) in enumerate(zip(statuses, keys, strict=True)) if s in FINISHED and k]
+            for shard, arrays in zip(shards, split_entries(batch.take(keep), ids, count), strict=True):
+                if len(arrays[0]):
+                    pending.append(shard.add.remote(*arrays))
+        ray.get(pending)
+        self.index_entries = sum(ray.get([s.seal.remote() for s in shards]))
+        return shards, names
+
+    # -- what comes back ---------------------------------------------------------------------------------
+    def _take(self, row: dict[str, Any]) -> bool:
+        """Record one block's summary; True when it says the run must stop (budget, provider)."""
+        if row["part"] in self.seen:
+            return bool(row["stopped"])  # a block Ray ran again after its worker died: counted once
+        if row["part"]:
+            self.seen.add(row["part"])
+        self._count(row)
+        if row["part"]:
+            self._ingest(row)
+        elif row["review"]:
+            self._record_review([ItemOutcome(**o) for o in row["review"]])
+        if row["stopped"] == "error":
+            raise SkuforgeError(
+                f"A Ray worker failed: {row['message']}", "Run with SKUFORGE_DEBUG=1 and report it."
             )
-            for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-                for part, rows, reused in zip(batch["part"], batch["rows"], batch["reused"], strict=True):
-                    self._ingest(Path(str(part)), int(rows), int(reused))
-            self.coordinator_stats = ray.get(coordinator.close.remote())
-        finally:
-            ray.kill(coordinator)
+        if row["stopped"] and not self.run.stopping:
+            error: BudgetExceeded | ProviderUnavailable
+            if row["stopped"] == "budget":
+                error = BudgetExceeded(row["message"], "Raise the limit and resume.")
+            else:
+                error = ProviderUnavailable(row["message"], "Fix it and resume.")
+            self.run.stop(error)
+        self.run.emit()
+        return bool(row["stopped"])
 
-    def _ingest(self, part: Path, rows: int, reused: int) -> None:
-        """Record a block's outcomes in the store, count them, and drop the block's part."""
-        run = self.run
-        outcomes = read_part(part)
-        run.store.record(run.job.id, outcomes)
-        run.store.flush()
-        part.unlink(missing_ok=True)
-        for o in outcomes:
-            run.count(o, o.attempts if not o.cached and o.key else 0)
-        run.progress.rows_done += rows
-        run.progress.reused += reused
-        run.emit()
+    def _count(self, row: dict[str, Any]) -> None:
+        p = self.run.progress
+        p.rows_done += row["rows"]
+        p.reused += row["reused"]
+        for name in ("done", "flagged", "failed", "skipped", "requests", "cache_hits", "input_tokens"):
+            setattr(p, name, getattr(p, name) + row[name])
+        p.output_tokens += row["output_tokens"]
+        p.cached_input_tokens += row["cached_tokens"]
+        p.cost += row["cost"]
+
+    def _ingest(self, row: dict[str, Any]) -> None:
+        if self.mode == "store":
+            self._record(self.folder.records(row["part"]))
+            self.folder.delete(row["part"])
+        elif row["review"]:
+            self._record_review([ItemOutcome(**o) for o in row["review"]])
+
+    def _record(self, outcomes: list[Any]) -> None:
+        self.run.store.record(self.run.job.id, outcomes)
+        self.run.store.flush()
+
+    def _record_review(self, outcomes: list[Any]) -> None:
+        """Flagged and failed items go to the store (the review queue, `show`'s failures), except those the
+        store already holds with the same key (a reviewer's decision on them is kept)."""
+        if not outcomes:
+            return
+        store, job_id = self.run.store, self.run.job.id
+        held = store.prior(job_id, [o.row_id for o in outcomes])
+        fresh = [
+            o for o in outcomes if (k := held.get((o.row_id, o.step, o.variant))) is None or k.key != o.key
+        ]
+        if fresh:
+            self._record(fresh)
+
+    def _conclude(self) -> None:
+        stats = self.coordinator_stats
+        if stats.get("exhausted") and not self.run.stopping:
+            self.run.stop(
+                BudgetExceeded("The cost limit was reached on the cluster.", "Raise it and resume.")
+            )
+        if not self.run.stopping:
+            self._note(ingested=self.number)
+
+    def _note(self, **values: Any) -> None:
+        """Keep where this job's Ray output is, and how far its runs got, in the job's totals."""
+        store, job_id = self.run.store, self.run.job.id
+        totals = dict(store.get_job(job_id).totals or {})
+        totals["ray"] = {**(totals.get("ray") or {}), **values}
+        store.update_job(job_id, totals=totals)
 
 
-def _forwarded_env() -> dict[str, str]:
+class WorkerLost(Exception):
+    """A pass of the dataset ended with rows that no worker reported back (their worker was lost)."""
+
+
+class _Clock:
+    """Logs how long each phase of the driver took (`SKUFORGE_DEBUG` or `-v` shows them)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.seen: set[str] = set()
+        self.lost_workers = 0
+
+    def mark(self, what: str) -> None:
+        now = time.perf_counter()
+        log.info("ray run: %s after %.1f s (+%.1f s)", what, now - self.start, now - self.last)
+        self.last = now
+
+    def once(self, what: str) -> None:
+        if what not in self.seen:
+            self.seen.add(what)
+            self.mark(what)
+
+
+def _restart_counts(progress: Any, before: Any) -> int:
+    """Rows done and items reused back to where the run started, before another attempt: the next attempt
+    counts every finished row again. The items this attempt finished (returned) are then not reused ones."""
+    finished = sum(
+        getattr(progress, n) - getattr(before, n) for n in ("done", "flagged", "skipped", "reused")
+    )
+    progress.rows_done, progress.reused = before.rows_done, before.reused
+    return finished
+
+
+def _quiet(ray: Any) -> None:
+    """No Ray Data progress bars or per-operator logs in the user's terminal (the run has its own)."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def forwarded_env() -> dict[str, str]:
     """skuforge's and the providers' variables, so workers on other nodes see the same settings."""
-    return {k: v for k, v in os.environ.items() if k.startswith(_FORWARD_ENV)}
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
