@@ -11,7 +11,7 @@ import pytest
 from skuforge.cli.run import start_job
 from skuforge.engine.batch import BatchExecutor
 from skuforge.engine.runner import Runner
-from skuforge.engine.spec import JobSpec
+from skuforge.engine.spec import JobSpec, Selection
 from skuforge.errors import ConfigError
 from skuforge.providers.base import Usage
 from skuforge.providers.prices import price_for
@@ -188,3 +188,24 @@ def test_cli_mode_batch_writes_the_enriched_catalog(
     assert len(lines) == 13 and "seo_title" in lines[0]
     assert mock[1].lines_received == 12
     assert mock[0].stats.snapshot()["endpoints"].get("/v1/chat/completions", 0) == 0
+
+
+def test_a_batch_run_answers_from_the_response_cache_before_it_sends_a_line(
+    tmp_path: Path, mock: tuple[MockServer, MockBatches], store: Store
+) -> None:
+    _server, batches = mock
+    catalog = write_catalog(tmp_path / "c.csv", 12)
+    first, _ = start_job(
+        store, JobSpec.create(catalog, recipe="title", model="openai:gpt-4o-mini", mode="batch")
+    )
+    _batch(store, first)
+    assert batches.lines_received == 12
+    limited = Selection(limit=12)  # another job (another fingerprint) over the same products and requests
+    spec = JobSpec.create(
+        catalog, recipe="title", model="openai:gpt-4o-mini", mode="batch", selection=limited
+    )
+    second, _ = start_job(store, spec)
+    assert second.id != first.id
+    _batch(store, second)
+    assert batches.lines_received == 12  # every answer came from the cache the first job filled
+    assert {i.status for i in store.items(second.id)} <= {"done", "flagged"}

@@ -42,7 +42,8 @@ class CheckItem(BaseModel):
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     row_id: str = ""
     validated: bool = Field(
-        False, description="the output was parsed against `schema` already (the schema check need not redo it)"
+        False,
+        description="the output was parsed against `schema` already (the schema check need not redo it)",
     )
     calls: Any = Field(
         None,

@@ -53,6 +53,7 @@ class SchemaCheck:
         self.spec = spec
         self.fallback = spec.params.get("schema")
         self.extra_required = list(spec.params.get("required", []))
+
     def __call__(self, item: CheckItem) -> list[Finding]:
         from skuforge.recipes.answer import schema_errors
 

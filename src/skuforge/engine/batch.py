@@ -260,6 +260,9 @@ class BatchExecutor:
             outcome = await self._answered(planned, *answers[planned.key])
             if outcome is not None:
                 return outcome
+        cached = await self._cached(planned)
+        if cached is not None:
+            return cached
         if not run.stopping:
             sent += await self._queue(planned)
         return None
@@ -288,8 +291,24 @@ class BatchExecutor:
         spend.add(Result(text=result.text, usage=usage), cost)
         run.budget.settle(0.0, cost)
         text = self._api(planned.model).text(result, planned.request)  # type: ignore[arg-type]
+        if run.response_cache is not None and planned.request is not None:  # a later run or job reuses it
+            run.response_cache.put(planned.request.key(planned.model), Result(text=text, usage=usage))
         outcome = await run.pipeline.complete(planned, text, spend, meta)
         self._record(outcome, requests=1)
+        return outcome
+
+    async def _cached(self, planned: Planned) -> ItemOutcome | None:
+        """The answer from the response cache (a trial's products, another job's), free and at once."""
+        cache, request = self.run.response_cache, planned.request
+        if cache is None or request is None:
+            return None
+        hit = cache.get(request.key(planned.model))
+        if hit is None:
+            return None
+        spend = Spend()
+        spend.add(hit.model_copy(update={"cached": True}), 0.0)
+        outcome = await self.run.pipeline.complete(planned, hit.text, spend, {"cached": True})
+        self._record(outcome)
         return outcome
 
     def _record(self, outcome: ItemOutcome, requests: int = 0) -> None:

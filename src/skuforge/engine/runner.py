@@ -132,16 +132,21 @@ class Runner:
 
     def client(self, model: str, *, budget: Budget | None = None) -> Provider:
         """The provider for `model` behind the run's wrappers: cache, retries, limits, budget."""
-        if self._cache is None and self.spec.cache:
-            self._cache = ResponseCache()
         return build_client(
             self.provider(model),
             self.spec.limits,
-            cache=self._cache if self.spec.cache else None,
+            cache=self.response_cache,
             stats=self.call_stats,
             budget=budget or self.budget,
             price=self.price(model),
         )
+
+    @property
+    def response_cache(self) -> ResponseCache | None:
+        """The run's response cache (None with --no-cache): shared by every client of the run."""
+        if self._cache is None and self.spec.cache:
+            self._cache = ResponseCache()
+        return self._cache
 
     def price(self, model: str) -> Any:
         """The model's price: `--price` for the job's model, else the price table; None when unknown."""
