@@ -199,3 +199,18 @@ def test_a_worker_marks_a_job_it_cannot_run_failed_with_the_reason(store: Store,
     asyncio.run(until_settled())
     stored = store.get_job(job.id)
     assert stored.state == "failed" and "c.csv" in (stored.error or "")
+
+
+def test_a_duplicated_product_id_fails_the_run_before_any_request_naming_both_rows(
+    harness: Harness, tmp_path: Path
+) -> None:
+    path = write_catalog(tmp_path / "c.csv", 40)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[31] = lines[31].replace("SKU-00030", "SKU-00004")  # the 31st product reuses the 5th one's id
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    job = harness.job(path)
+    with pytest.raises(SkuforgeError) as info:
+        harness.run(job)
+    assert "SKU-00004" in info.value.message and "appears twice" in info.value.message
+    assert "line 6" in info.value.message and "line 32" in info.value.message
+    assert harness.fake.calls == 0

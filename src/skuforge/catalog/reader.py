@@ -47,12 +47,15 @@ class Catalog:
     delimiter: str | None = None
     id_column: str | None = None
     notes: list[str] = field(default_factory=list)
+    check_ids: bool = True
+    """Whether `rows()` checks ids for duplicates as it streams (a set of id hashes, ~50 bytes a row). The
+    engine turns it off and checks the whole file once, in bounded memory (`catalog.ids`)."""
     _source: Any = field(default=None, repr=False)
     _raw_header: list[Any] = field(default_factory=list, repr=False)
 
     def rows(self) -> Iterator[CatalogRow]:
         """Stream the data rows in file order. Raises CatalogError on a duplicated id (with both places)."""
-        seen_ids: set[int] | None = set() if self.id_column else None  # str hashes: ~50 bytes per row
+        seen_ids: set[int] | None = set() if self.id_column and self.check_ids else None
         index = -1
         for position, values in self._source.records():
             index += 1
@@ -135,10 +138,13 @@ class Catalog:
         )
         if first is None or first >= position:
             return  # two different ids with the same 64-bit hash
-        where = self._source.locator(first)
-        raise CatalogError(
+        raise self.duplicate_error(row_id, first, position)
+
+    def duplicate_error(self, row_id: str, first: int, second: int) -> CatalogError:
+        """The error for an id found at two positions of the file."""
+        return CatalogError(
             f"Id '{row_id}' in column '{self.id_column}' appears twice in {self.path.name}: "
-            f"{where} and {self._source.locator(position)}.",
+            f"{self._source.locator(first)} and {self._source.locator(second)}.",
             f"Make '{self.id_column}' unique (ids key the results), or choose another id column.",
         )
 

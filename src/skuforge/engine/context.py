@@ -64,6 +64,7 @@ class JobContext:
     params: dict[str, Any]
     job_id: str = ""
     _variants: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _rows_in_file: int | None = field(default=None, repr=False)  # counted by the id scan, when it ran
 
     @classmethod
     def open(cls, job: Job, settings: Settings | None = None) -> JobContext:
@@ -103,7 +104,7 @@ class JobContext:
         if sel.where or counter is None:
             return sel.sample or None
         try:
-            total = counter()
+            total = self._rows_in_file if self._rows_in_file is not None else counter()
         except SkuforgeError:
             return None
         for cap in (sel.limit, sel.sample):
@@ -158,6 +159,18 @@ class JobContext:
             check_output_path(self.spec.out, self.catalog.path)
         self._check_collisions()
         self._check_selection()
+        self._check_ids()
+
+    def _check_ids(self) -> None:
+        """Duplicate product ids, over the whole file in bounded memory (rows() no longer checks them)."""
+        if not self.catalog.id_column:
+            return
+        from skuforge.catalog.ids import scan_ids
+
+        scan = scan_ids(self.catalog)
+        if scan.duplicate is not None:
+            raise scan.duplicate
+        self._rows_in_file = scan.rows
 
     def _check_collisions(self) -> None:
         taken = set(self.catalog.columns)
@@ -184,9 +197,12 @@ class JobContext:
 
 
 def _open_catalog(spec: JobSpec) -> Catalog:
+    """The job's catalog; its ids are checked once per run (`JobContext.check_ready`), not on every pass,
+    so streaming it stays flat in memory however long it is."""
     sel = spec.selection
     options: dict[str, Any] = {"sheet": sel.sheet, "header_row": sel.header_row, "encoding": sel.encoding}
     catalog = open_catalog(spec.catalog, id_column=sel.id_column, **options)
     if sel.id_column is None and (found := detect_id_column(catalog.columns)):
         catalog = open_catalog(spec.catalog, id_column=found, **options)
+    catalog.check_ids = False
     return catalog
