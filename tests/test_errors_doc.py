@@ -278,6 +278,68 @@ def _review_field(tmp: Path) -> None:
     check_fields(recipe.steps[0], recipe.params, "A1", {"color": "blue"}, {"color": "red", "price": "0"})
 
 
+# -- runs -----------------------------------------------------------------------------------------------
+
+
+@case(
+    "Runs",
+    "A catalog that already has a generated column",
+    "`catalog.csv` with `brand` and `brand_generated` (a previous run's output used as input), recipe "
+    "`attributes`.",
+)
+def _generated_collision(tmp: Path) -> None:
+    from skuforge.engine.context import JobContext
+    from skuforge.engine.spec import JobSpec
+
+    path = write(tmp / "catalog.csv", "sku,title,brand,brand_generated\nA1,Acme mug,,Acme\n")
+    JobContext.from_spec(JobSpec.create(path, recipe="attributes", model="fake:")).check_ready()
+
+
+@case(
+    "Runs",
+    "`--max-cost` for a model the price table does not know",
+    "`skuforge run catalog.csv --model openai:my-finetune --max-cost 5`",
+)
+def _unpriced_budget(tmp: Path) -> None:
+    from skuforge.providers.prices import require_price
+
+    home = os.environ.get("SKUFORGE_HOME")
+    os.environ["SKUFORGE_HOME"] = str(tmp / "home")  # the message names $SKUFORGE_HOME/prices.yaml
+    try:
+        require_price("openai:my-finetune")
+    finally:
+        if home is None:
+            os.environ.pop("SKUFORGE_HOME")
+        else:
+            os.environ["SKUFORGE_HOME"] = home
+
+
+@case("Runs", "`--price` that is not IN/OUT", "`--price 0.25`")
+def _bad_price(tmp: Path) -> None:
+    from skuforge.providers.prices import parse_price
+
+    parse_price("0.25")
+
+
+@case(
+    "Runs",
+    "`--from-trial` with an option the trial fixed",
+    "`skuforge run --from-trial JOB --where \"price < 20\"`",
+)
+def _from_trial_clash(tmp: Path) -> None:
+    from skuforge.cli.run import run_from_trial
+    from skuforge.config import Settings
+
+    run_from_trial("j-trial", {"where": "price < 20", "catalog": None}, Settings())
+
+
+@case("Runs", "An unknown `--mode`", "`skuforge run catalog.csv --mode nightly`")
+def _unknown_mode(tmp: Path) -> None:
+    from skuforge.engine.executors import check_choice
+
+    check_choice("nightly", "local")
+
+
 # -- the document -----------------------------------------------------------------------------------------
 
 HEADER = """\

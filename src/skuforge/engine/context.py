@@ -65,6 +65,7 @@ class JobContext:
     job_id: str = ""
     _variants: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     _rows_in_file: int | None = field(default=None, repr=False)  # counted by the id scan, when it ran
+    _original: set[str] | None = field(default=None, repr=False)  # the catalog's columns, casefolded
 
     @classmethod
     def open(cls, job: Job, settings: Settings | None = None) -> JobContext:
@@ -142,10 +143,15 @@ class JobContext:
         return names
 
     def export_columns(self) -> list[str]:
-        """The generated columns as the export names them: one that has an original column's name gets
-        `_generated` (the original is never overwritten)."""
-        original = set(self.catalog.columns)
-        return [f"{n}{GENERATED_SUFFIX}" if n in original else n for n in self.generated_columns()]
+        """The generated columns as the export names them (see `export_name`)."""
+        return [self.export_name(name) for name in self.generated_columns()]
+
+    def export_name(self, name: str) -> str:
+        """A generated column's name in the export: one that has an original column's name, in any case,
+        gets `_generated` ('color' -> 'color_generated'), so the original is never overwritten."""
+        if self._original is None:
+            self._original = {c.casefold() for c in self.catalog.columns}  # 'Brand' and 'brand' are one
+        return f"{name}{GENERATED_SUFFIX}" if name.casefold() in self._original else name
 
     # -- before paying ---------------------------------------------------------------------------------
     def check_ready(self) -> None:
@@ -173,10 +179,10 @@ class JobContext:
         self._rows_in_file = scan.rows
 
     def _check_collisions(self) -> None:
-        taken = set(self.catalog.columns)
+        taken = {c.casefold() for c in self.catalog.columns}
         for name in self.generated_columns():
             renamed = f"{name}{GENERATED_SUFFIX}"
-            if name in taken and renamed in taken:
+            if name.casefold() in taken and renamed.casefold() in taken:
                 raise RecipeError(
                     f"The catalog has both '{name}' and '{renamed}': the generated '{name}' would overwrite "
                     f"the catalog's own '{renamed}' column in the export.",

@@ -15,7 +15,7 @@ from typing import Any
 
 from skuforge.catalog import CatalogRow, infer_format, write_catalog
 from skuforge.engine import ray_results
-from skuforge.engine.context import GENERATED_SUFFIX, JobContext, variant_label
+from skuforge.engine.context import JobContext, variant_label
 from skuforge.engine.local import CHUNK_ROWS, chunked
 from skuforge.store import ItemRecord, Job, Store
 
@@ -51,11 +51,6 @@ def has_sources(store: Store, job: Job) -> bool:
         return conn.execute(query).first() is not None
 
 
-def _rename(name: str, original: set[str]) -> str:
-    """A generated column never hides an original one: 'color' becomes 'color_generated'."""
-    return f"{name}{GENERATED_SUFFIX}" if name in original else name
-
-
 class Exporter:
     def __init__(self, store: Store, job: Job, *, approved_only: bool = False) -> None:
         self.store, self.job, self.approved_only = store, job, approved_only
@@ -84,7 +79,6 @@ class Exporter:
     def _row(self, row: CatalogRow, items: dict[tuple[str, str], ItemRecord]) -> dict[str, Any]:
         out: dict[str, Any] = dict(row.data)
         worst, notes, sources = "", [], []
-        original = set(self.original)
         for step in self.ctx.steps:
             for variant in self.ctx.variants(step):
                 item = items.get((step.name, variant_label(variant)))
@@ -92,7 +86,7 @@ class Exporter:
                 if item is not None and self._publishable(item):
                     sources += [c for c in cited(item.meta) if c not in sources]
                     for name, value in step.columns(row.data, item.output, variant).items():
-                        out[_rename(name, original)] = value
+                        out[self.ctx.export_name(name)] = value
                 elif item is not None and item.status in ("done", "flagged"):
                     self.summary.withheld += 1  # type: ignore[union-attr]
                     status = "withheld"
