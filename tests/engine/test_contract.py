@@ -29,7 +29,8 @@ from skuforge.engine.executors import executor_for
 from skuforge.engine.progress import RunProgress
 from skuforge.engine.runner import Runner
 from skuforge.engine.spec import JobSpec
-from skuforge.providers.base import Usage
+from skuforge.providers.base import Request, Result, Usage
+from skuforge.providers.fake import FakeProvider
 from skuforge.providers.prices import price_for
 from skuforge.store import Job, Store, open_store
 from skuforge.testing.mock_batch import BatchConfig, MockBatches
@@ -373,3 +374,40 @@ output: {fields: {title: string}}
 checks:
   - {check: moderation, model: "MODEL", on_fail: flag}
 """
+
+
+class Watching(FakeProvider):
+    """A fake model that notes how many generation and guard (moderation) calls are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__(latency_s=0.02)
+        self.flying = {"moderation": 0, "other": 0}
+        self.most_guards = self.most_beside_guard = 0
+
+    async def generate(self, request: Request) -> Result:
+        kind = "moderation" if request.tag == "moderation" else "other"
+        self.flying[kind] += 1
+        self.most_guards = max(self.most_guards, self.flying["moderation"])
+        if self.flying["moderation"]:
+            self.most_beside_guard = max(self.most_beside_guard, self.flying["other"])
+        try:
+            return await super().generate(request)
+        finally:
+            self.flying[kind] -= 1
+
+
+def test_requests_keep_flowing_while_a_moderation_check_waits_for_its_model(tmp_path: Path) -> None:
+    """Measured, not timed: with 8 requests in flight, guard calls overlap each other and generation calls.
+    A check that blocked the event loop while its model answered would keep both at most 1 and 0."""
+    recipe = tmp_path / "moderated.yaml"
+    recipe.write_text(MODERATED.replace("MODEL", "fake:"), encoding="utf-8")
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    catalog = write_rows(tmp_path / "c.csv", [product(i) for i in range(40)])
+    job, _ = start_job(store, JobSpec.create(catalog, recipe=str(recipe), model="fake:", cache=False,
+                                             limits={"concurrency": 8}))  # fmt: skip
+    watching = Watching()
+    asyncio.run(Runner(store, job, provider_factory=lambda _m: watching).run())
+    store.flush()
+    assert len(finished(store, job)) == 40
+    assert watching.most_guards >= 2 and watching.most_beside_guard >= 1
+    store.close()
