@@ -191,3 +191,21 @@ def test_a_job_cannot_be_deleted_while_it_runs_but_can_afterwards(client: TestCl
     job = wait_for(client, trial(client)["id"])
     assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
     assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+
+
+def test_a_job_that_cannot_run_is_refused_before_it_is_queued(client: TestClient, monkeypatch: Any) -> None:
+    stored = upload(client, SAMPLE_XLSX)
+    no_rows = {
+        "catalog": stored["id"],
+        "recipe": "attributes",
+        "model": "fake:",
+        "where": "category = 'Nope'",
+    }
+    refused = client.post("/api/jobs?kind=trial", json=no_rows)
+    assert refused.status_code == 400 and "no row matches" in refused.json()["error"]["message"]
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on the discard port
+    unreachable = {"catalog": stored["id"], "recipe": "attributes", "model": "openai:gpt-4o-mini"}
+    answer = client.post("/api/jobs?kind=trial", json=unreachable)
+    assert answer.status_code >= 400 and "cannot reach" in answer.json()["error"]["message"].lower()
+    listed = client.get("/api/jobs").json()
+    assert not (listed["jobs"] if isinstance(listed, dict) else listed)  # neither was created

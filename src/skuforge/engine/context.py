@@ -154,9 +154,10 @@ class JobContext:
         return f"{name}{GENERATED_SUFFIX}" if name.casefold() in self._original else name
 
     # -- before paying ---------------------------------------------------------------------------------
-    def check_ready(self) -> None:
+    def check_ready(self, *, ids: bool = True) -> None:
         """Everything a run needs that can be wrong, checked before the first request is sent: the
-        recipe directories, the output path, the generated columns, the selection and the rows."""
+        recipe directories, the output path, the generated columns, the selection and the rows, and
+        (`ids`: one pass over the whole file) duplicated product ids."""
         from skuforge.catalog import check_output_path
         from skuforge.recipes.loader import check_recipe_dirs
 
@@ -165,7 +166,8 @@ class JobContext:
             check_output_path(self.spec.out, self.catalog.path)
         self._check_collisions()
         self._check_selection()
-        self._check_ids()
+        if ids:
+            self._check_ids()
 
     def _check_ids(self) -> None:
         """Duplicate product ids, over the whole file in bounded memory (rows() no longer checks them)."""

@@ -13,6 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from skuforge.catalog import SUPPORTED_FORMATS
+from skuforge.config import Settings
+from skuforge.engine.spec import JobSpec
 from skuforge.errors import SkuforgeError
 from skuforge.service import bridge, launch, live, results
 from skuforge.service import jobs as job_ops
@@ -76,7 +78,20 @@ def create_job(ctx: ServiceContext, req: job_ops.JobRequest, kind: str) -> Job:
         req, stored.path, ctx.settings, kind=kind, trial_rows=ctx.options.trial_rows,
         ray_address=ctx.options.ray_address,
     )  # fmt: skip
+    check_before_queueing(spec, ctx.settings)
     return job_ops.create(ctx.store, spec, start=req.start)
+
+
+def check_before_queueing(spec: JobSpec, settings: Settings) -> None:
+    """What can be wrong with a job, found before it is queued (a bad job is refused, never left queued):
+    the catalog's columns for the recipe, the selection, the model's server, key and name."""
+    from skuforge.engine.context import JobContext
+    from skuforge.providers.preflight import preflight_model
+
+    job_context = JobContext.from_spec(spec, settings)
+    job_context.check_ready(ids=False)  # the worker checks the ids before the first request
+    for model in job_context.models():
+        preflight_model(model, settings)
 
 
 def launch_run(ctx: ServiceContext, trial: Job, options: job_ops.LaunchRequest | None) -> Job:
