@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -28,6 +29,16 @@ class RunProgress:
     started_at: float = field(default_factory=time.monotonic)
     state: str = "running"
     message: str = ""
+
+    def count(self, outcome: Any, requests: int = 0) -> None:
+        """Add one recorded item outcome (an `ItemOutcome`) and the requests it took."""
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        self.requests += requests
+        self.cache_hits += int(outcome.cached and outcome.attempts > 0)
+        self.input_tokens += outcome.input_tokens
+        self.output_tokens += outcome.output_tokens
+        self.cached_input_tokens += outcome.cached_tokens
+        self.cost += outcome.cost
 
     @property
     def elapsed(self) -> float:
