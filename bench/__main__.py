@@ -1,6 +1,7 @@
-"""`python -m bench [scale] [options]`: run the benchmark suites and print their tables.
+"""`python -m bench [scale|ray] [options]`: run the benchmark suites and print their tables.
 
-The scale suite (issue 8) is the default; the older single-file benchmarks in this folder
+The scale suite (issue 8) is the default; `python -m bench ray` runs the Ray executor beside the local one
+at 1M rows, with a worker and the driver killed (issue 12); the older single-file benchmarks in this folder
 (bench_catalog.py, bench_images.py, ...) run on their own with `python bench/<file>.py`.
 """
 
@@ -11,6 +12,11 @@ import sys
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv and argv[0] == "ray":
+        from bench.scale.ray_scale import main as ray_scale
+
+        ray_scale(argv[1:])
+        return
     if argv and argv[0] == "scale":
         argv = argv[1:]
     from bench.scale.suite import main as scale
