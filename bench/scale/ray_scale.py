@@ -62,6 +62,8 @@ class Figures:
     rss_at_marks: dict[str, list[float]] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     requests: int = 0
+    tokens_in_per_request: float = 0.0
+    tokens_out_per_request: float = 0.0
     resent_after_success: int = 0
     rows_correct: int = 0
     rows_failed: int = 0
@@ -233,6 +235,9 @@ def measure(executor: str, catalog: Path, rows: int, work: Path, args: argparse.
                                    head.processes)  # fmt: skip
         stats = mock.stats()
     figures.requests, figures.resent_after_success = stats["requests"], stats["resent_after_success"]
+    billed = stats.get("billed") or {}
+    figures.tokens_in_per_request = round(billed.get("input", 0) / max(1, stats["requests"]), 1)
+    figures.tokens_out_per_request = round(billed.get("output", 0) / max(1, stats["requests"]), 1)
     figures.rows_correct, figures.rows_failed = check_export(out, catalog)
     return figures
 

@@ -125,14 +125,7 @@ class BlockRun:
             self.caller.stop_error = exc
 
     def count(self, outcome: ItemOutcome, requests: int = 0) -> None:
-        p = self.progress
-        setattr(p, outcome.status, getattr(p, outcome.status) + 1)
-        p.requests += requests
-        p.cache_hits += int(outcome.cached and outcome.attempts > 0)
-        p.input_tokens += outcome.input_tokens
-        p.output_tokens += outcome.output_tokens
-        p.cached_input_tokens += outcome.cached_tokens
-        p.cost += outcome.cost
+        self.progress.count(outcome, requests)
 
     def row_finished(self) -> None:
         self.progress.rows_done += 1
