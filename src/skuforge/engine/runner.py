@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from skuforge import config
 from skuforge.calls import CallStats, ResponseCache, build_client
 from skuforge.calls.budget import Budget
 from skuforge.config import Settings, load_settings
@@ -108,8 +109,12 @@ class Runner:
     def _prepare(self) -> None:
         self.ctx = JobContext.open(self.job, self.settings)
         self.ctx.check_ready()
-        # extraction steps learn from the catalog's own filled rows (all of them, not only the selection)
-        self.ctx.recipe = self.ctx.recipe.prepare(self.ctx.catalog.rows, self.settings, self.ctx.params)
+        # extraction steps learn from the catalog's own filled rows (all of them, not only the selection);
+        # the pool is kept per job so a rerun after an edit regenerates only the edited rows
+        keep = config.home() / "examples" / self.job.id
+        self.ctx.recipe = self.ctx.recipe.prepare(
+            self.ctx.catalog.rows, self.settings, self.ctx.params, keep=keep
+        )
         if self.spec.max_cost is not None:
             for model in self.ctx.models():
                 require_price(model, self.settings, self._price_flag(model))

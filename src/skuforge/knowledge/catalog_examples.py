@@ -16,8 +16,9 @@ Bounds, so a 10M-row catalog costs the same as a 100k-row one:
   (`pip install 'skuforge[knowledge]'`) a character-trigram similarity is used, which costs nothing.
 
 The pool also learns two facts about the catalog: which attributes each category ever fills (a row is not
-asked for an attribute its category never has, once the category has `RELEVANT_AFTER` rows) and which
-attributes take a small closed set of values (offered to the model as allowed values).
+asked for an attribute its category never has while other categories do, once the category has
+`RELEVANT_AFTER` rows) and which attributes take a small closed set of values (offered to the model as
+allowed values).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,8 +139,12 @@ class _Scan:
         return out
 
     def relevant(self) -> dict[str, set[str]]:
+        """Per category with enough rows: the attributes it fills, and those no row of the catalog fills
+        (no evidence either way: a column the catalog lacks is still asked for)."""
+        anywhere = set().union(*self.category_filled.values()) if self.category_filled else set()
+        unknown = set(self.universe) - anywhere
         return {
-            cat: set(counts)
+            cat: set(counts) | unknown
             for cat, counts in self.category_filled.items()
             if self.category_rows[cat] >= RELEVANT_AFTER
         }
@@ -163,11 +169,14 @@ class ExamplePool:
         fields: list[str] | None = None,
         embedder: str = "",
         rows_read: int = 0,
+        vectors: np.ndarray | None = None,
     ) -> None:
         self.shots = shots
         self.fields = list(fields) if fields is not None else sorted({f for s in shots for f in s.data})
         self._embed = embed
-        self.vectors = embed([s.text for s in shots]) if shots else np.zeros((0, 1), dtype=np.float32)
+        if vectors is None:
+            vectors = embed([s.text for s in shots]) if shots else np.zeros((0, 1), dtype=np.float32)
+        self.vectors = vectors
         self.closed = closed or {}
         self.relevant = relevant or {}
         self.embedder = embedder
@@ -211,6 +220,48 @@ class ExamplePool:
 
     def __len__(self) -> int:
         return len(self.shots)
+
+    # -- kept between runs of one job ------------------------------------------------------------------
+
+    def save(self, directory: Path, fingerprint: str) -> None:
+        """Write the pool to `directory` (JSON + the vectors), so later runs of the job use the same one."""
+        directory.mkdir(parents=True, exist_ok=True)
+        body = {
+            "fingerprint": fingerprint,
+            "embedder": self.embedder,
+            "fields": self.fields,
+            "rows_read": self.rows_read,
+            "closed": self.closed,
+            "relevant": {cat: sorted(names) for cat, names in self.relevant.items()},
+            "shots": [asdict(shot) for shot in self.shots],
+        }
+        partial = directory / ".pool.json.partial"
+        partial.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+        np.save(directory / "vectors.npy", self.vectors)
+        os.replace(partial, directory / "pool.json")
+
+    @classmethod
+    def load(cls, directory: Path, fingerprint: str) -> ExamplePool | None:
+        """The pool an earlier run of the job saved, or None when there is none (or it was made for other
+        attributes, fields or similarity)."""
+        try:
+            body = json.loads((directory / "pool.json").read_text(encoding="utf-8"))
+            vectors = np.load(directory / "vectors.npy")
+        except (OSError, ValueError):
+            return None
+        if body.get("fingerprint") != fingerprint or len(vectors) != len(body["shots"]):
+            return None
+        name, embed = similarity(body["embedder"])
+        return cls(
+            [Shot(**shot) for shot in body["shots"]],
+            embed,
+            closed=body["closed"],
+            relevant={cat: set(names) for cat, names in body["relevant"].items()},
+            fields=body["fields"],
+            embedder=name,
+            rows_read=body["rows_read"],
+            vectors=vectors,
+        )
 
     def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
         """`wanted` without the attributes this row's category never fills (when the catalog shows enough

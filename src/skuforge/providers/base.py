@@ -21,8 +21,11 @@ class Message(BaseModel):
     content: str
 
 
-NOT_IN_KEY = frozenset({"tag", "sources"})
-"""Request fields that describe a request without changing the answer: left out of keys and signatures."""
+NOT_IN_KEY = frozenset({"tag", "sources", "extract_from"})
+"""Request fields left out of keys and signatures: `tag` and `sources` describe a request without changing
+the answer; `extract_from` is the product texts of the request's own last turn, so the messages already
+key it, and `canonical` keys *whether* it is set (requests of one step share a prefix signature, so they
+can be packed)."""
 
 
 class Request(BaseModel):
@@ -42,7 +45,8 @@ class Request(BaseModel):
         "provider that can constrain decoding makes every string value of a flat `json_schema` object either "
         "`null`, one of the values the schema allows, or a run of whole words written in one of these texts "
         "(the local model does; hosted APIs cannot and ignore it, and the `verbatim` check flags what slips "
-        "through). Part of the key: it changes the answer.",
+        "through). The texts come from the request's last turn, so the messages key them; `canonical` adds "
+        "that the constraint is on.",
     )
     tag: str | None = Field(None, description="a label for logs and mock servers; not part of the key")
     sources: list[dict[str, Any]] | None = Field(
@@ -55,6 +59,8 @@ class Request(BaseModel):
         """Canonical bytes of everything that changes the answer: model, messages and parameters."""
         body = self.model_dump(exclude=set(NOT_IN_KEY), exclude_none=True)
         body["model"] = model
+        if self.extract_from is not None:
+            body["extract"] = True  # the texts are in the messages; that decoding is held to them is not
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
     def key(self, model: str) -> str:

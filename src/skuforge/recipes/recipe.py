@@ -58,6 +58,8 @@ class Recipe:
         rows: Callable[[], Iterable[Any]],
         settings: Any = None,
         params: dict[str, Any] | None = None,
+        *,
+        keep: Path | None = None,
     ) -> Recipe:
         """This recipe made ready for one run over one catalog; called once, before the first request.
 
@@ -65,6 +67,9 @@ class Recipe:
         extraction step that takes examples from the catalog (a step filling missing fields, in a recipe
         with an `examples` param above 0; `--set examples=0` turns it off). Such a step gets a bounded,
         embedded pool of the filled rows and of review's approved edits (`knowledge.catalog_examples`).
+
+        `keep` is a directory for one job: the first run writes the pools there, later runs of the job read
+        them, so that editing one row (which may be another row's example) regenerates only that row.
 
         Returns a prepared copy and leaves this recipe as it is: `load_recipe` hands the same instance to
         every caller in the process, and two runs over two catalogs must not share examples. `settings` is
@@ -76,7 +81,10 @@ class Recipe:
             return self
         prepared = copy.copy(self)
         prepared.steps = [
-            step.with_pool(rows(), params) if step.takes_catalog_examples else step for step in self.steps
+            step.with_pool(rows(), params, keep / step.name if keep else None)
+            if step.takes_catalog_examples
+            else step
+            for step in self.steps
         ]
         return prepared
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 import string
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -537,8 +539,11 @@ class Step:
         targets = self.spec.targets
         return targets is not None and targets.when == "missing" and "examples" in self.recipe.default_params
 
-    def with_pool(self, rows: Iterable[Any], params: dict[str, Any]) -> Step:
-        """A copy of this step whose extraction examples come from `rows` (the catalog's rows, read once)."""
+    def with_pool(self, rows: Iterable[Any], params: dict[str, Any], keep: Path | None = None) -> Step:
+        """A copy of this step whose extraction examples come from `rows` (the catalog's rows, read once),
+        or from the pool an earlier run kept in `keep`."""
+        from skuforge.knowledge.catalog_examples import ExamplePool, approved_rows, similarity
+
         inp = self.spec.input
         fields = (
             [f.rstrip("?") for f in inp.fields]
@@ -546,15 +551,19 @@ class Step:
             else []
         )
         fields += list(inp.optional) if isinstance(inp, InputSpec) else []
-        from skuforge.knowledge.catalog_examples import ExamplePool, approved_rows
-
+        universe = self._column_universe(params)
         step = copy.copy(self)
-        step.pool = ExamplePool.build(
-            (getattr(row, "data", row) for row in rows),
-            universe=self._column_universe(params),
-            fields=fields,
-            approved=approved_rows(self.recipe.name),
-        )
+        fingerprint = json.dumps([universe, fields, similarity()[0]], ensure_ascii=False)
+        step.pool = ExamplePool.load(keep, fingerprint) if keep is not None else None
+        if step.pool is None:
+            step.pool = ExamplePool.build(
+                (getattr(row, "data", row) for row in rows),
+                universe=universe,
+                fields=fields,
+                approved=approved_rows(self.recipe.name),
+            )
+            if keep is not None:
+                step.pool.save(keep, fingerprint)
         return step
 
     def _extraction_examples(
