@@ -324,7 +324,7 @@ def _bad_price(tmp: Path) -> None:
 @case(
     "Runs",
     "`--from-trial` with an option the trial fixed",
-    "`skuforge run --from-trial JOB --where \"price < 20\"`",
+    '`skuforge run --from-trial JOB --where "price < 20"`',
 )
 def _from_trial_clash(tmp: Path) -> None:
     from skuforge.cli.run import run_from_trial

@@ -58,6 +58,9 @@ class Figures:
     rows: int
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    cpu_by_role: dict[str, float] = field(
+        default_factory=dict
+    )  # sampled: the driver's last half second may be missing
     marks_s: list[float] = field(default_factory=list)  # when the server had answered each tenth
     rss_at_marks: dict[str, list[float]] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
@@ -140,6 +143,7 @@ class Sampler(threading.Thread):
         self.mock, self.processes, self.started = mock, processes, started
         self.samples: list[Sample] = []
         self.cpu: dict[int, float] = {}
+        self.roles: dict[int, str] = {}
         self.peak: dict[str, float] = {}
         self.stop = threading.Event()
 
@@ -157,7 +161,10 @@ class Sampler(threading.Thread):
                 with proc.oneshot():
                     times = proc.cpu_times()
                     self.cpu[proc.pid] = times.user + times.system
-                    name = f"{_role(proc)}:{proc.pid}"
+                    role = _role(proc)
+                    if role != "IDLE" or proc.pid not in self.roles:
+                        self.roles[proc.pid] = role  # what it last did besides waiting
+                    name = f"{self.roles[proc.pid]}:{proc.pid}"
                     rss[name] = proc.memory_info().rss / 2**20
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
@@ -270,6 +277,9 @@ def _sampled(figures: Figures, command: list[str], env: dict[str, str], mock: Mo
     figures.wall_s = round(child.wall_s, 1)
     daemons = sum(v for pid, v in sampler.cpu.items() if not driver or pid != driver[0].pid)
     figures.cpu_s = round(child.cpu_s + daemons, 1)
+    for pid, used in sampler.cpu.items():
+        role = "driver" if driver and pid == driver[0].pid else sampler.roles.get(pid, "?")
+        figures.cpu_by_role[role] = round(figures.cpu_by_role.get(role, 0.0) + used, 1)
     figures.marks_s, figures.rss_at_marks = sampler.marks(figures.rows)
     figures.peak_rss_mb = {k: round(v) for k, v in sampler.peak.items()}
     figures.peak_rss_mb["driver (wait4)"] = round(child.peak_rss_mb)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 from skuforge.catalog import open_catalog
 
@@ -18,11 +20,18 @@ def load_make_script():  # type: ignore[no-untyped-def]
     return module
 
 
-def test_make_script_reproduces_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
+def xlsx_parts(path: Path) -> dict[str, str]:
+    """Each part of a workbook as canonical XML: openpyxl writes `/>` or ` />` depending on whether lxml
+    is installed, and the content is what matters."""
+    with zipfile.ZipFile(path) as book:
+        return {name: ElementTree.canonicalize(book.read(name).decode()) for name in book.namelist()}
+
+
+def test_make_script_reproduces_the_committed_files(tmp_path: Path) -> None:
     script = load_make_script()
     script.write_xlsx(tmp_path / "catalog.xlsx")
     script.write_gb18030_csv(tmp_path / "catalog.csv")
-    assert (tmp_path / "catalog.xlsx").read_bytes() == (EXAMPLES / "catalog.xlsx").read_bytes()
+    assert xlsx_parts(tmp_path / "catalog.xlsx") == xlsx_parts(EXAMPLES / "catalog.xlsx")
     assert (tmp_path / "catalog.csv").read_bytes() == (EXAMPLES / "catalog.csv").read_bytes()
 
 

@@ -82,7 +82,7 @@ def test_the_real_model_extracts_spans_from_one_shared_model_and_reuses_the_save
     def ask(text: str) -> Request:
         turn = Message(role="user", content=f"<product>{text}</product>")
         return Request(
-            messages=[system, turn], json_schema=schema, extract_from=[text], max_tokens=24, tag="t"
+            messages=[system, turn], json_schema=schema, extract_from=[text], max_tokens=64, tag="t"
         )
 
     async def run() -> list[str]:

@@ -126,7 +126,8 @@ def test_the_live_view_counts_429s_and_retries_from_the_provider(
         limited = server.stats.snapshot()["faults"].get("429", 0)
     view = run["live"]
     assert limited > 0
-    assert view["calls"]["rate_limited"] == limited
+    # a hedged copy answered 429 while its twin's answer was taken is cancelled before the client reads it
+    assert limited - view["calls"]["hedges"] <= view["calls"]["rate_limited"] <= limited
     assert view["calls"]["retries"] >= limited
     assert view["rate_limited_share_all"] == pytest.approx(limited / view["calls"]["requests"], abs=1e-4)
     assert view["items"] == 20 and view["items_per_min_avg"] > 0

@@ -31,8 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "The models skuforge can use, their prices, and the local model files."),
     "trial": (
         "trial",
-        "Try a recipe on a sample spread over categories: preview, checks, and the projected cost and time of the full run.",
-    ),  # noqa: E501
+        "Try a recipe on a sample spread over categories: preview, checks, and the projected cost and time "
+        "of the full run.",
+    ),
     "review": ("review", "Review flagged items: in a workbook, or one by one, with an audit trail."),
     "images": ("images", "Make product images marketplace-ready and inspect them against rule sets."),
     "kb": ("kb", "Knowledge bases: house style, approved copy and product facts for recipes to quote."),

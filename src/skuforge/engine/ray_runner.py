@@ -53,16 +53,6 @@ ATTEMPTS = 3
 PLAN_ROWS = 2048
 BLOCK_BYTES = 16 * 1024 * 1024
 """Ray Data blocks of this run are cut at this size, so a task holds a few thousand rows, never a file."""
-_FORWARD_ENV = (
-    "SKUFORGE_",
-    "OPENAI_",
-    "ANTHROPIC_",
-    "DEEPSEEK_",
-    "DASHSCOPE_",
-    "OLLAMA_",
-    "VLLM_",
-    "GEMINI_",
-)
 
 
 class RayExecutor:

@@ -19,6 +19,7 @@ say when a model has no price (its cost shows as unknown).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import difflib
 from dataclasses import dataclass
 
@@ -70,7 +71,14 @@ def preflight_model(model: str, settings: Settings | None = None) -> list[str]:
         finally:
             await provider.aclose()
 
-    return [*asyncio.run(check()), *price_notes(model, settings)]
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return [*asyncio.run(check()), *price_notes(model, settings)]
+    # called from async code (a service endpoint): its own loop on a thread, never a nested asyncio.run
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        notes = pool.submit(lambda: asyncio.run(check())).result()
+    return [*notes, *price_notes(model, settings)]
 
 
 async def get(session: aiohttp.ClientSession, url: str, server: Server) -> tuple[int, bytes]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from skuforge.catalog import SUPPORTED_FORMATS
 from skuforge.recipes import list_recipes
@@ -148,7 +149,8 @@ async def start_trial(request: Request, identity: ConsoleUser) -> Response:
         params=parse_params(form.get("params", "")),
         sample=sample,
     )
-    job = job_api.create_job(ctx, req, "trial")
+    # the checks before queueing ask the model's server (a blocking preflight): off the event loop
+    job = await run_in_threadpool(job_api.create_job, ctx, req, "trial")
     return see(f"/jobs/{job.id}")
 
 
