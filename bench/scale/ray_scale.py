@@ -113,6 +113,13 @@ class RayHead:
                     found.append(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+        # Ray's workers retitle themselves (`ray::MapWorker(...)`), so their command line no longer names
+        # the head's folder: they are found as children of the raylet
+        pids = {p.pid for p in found}
+        for proc in list(found):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                found += [c for c in proc.children(recursive=True) if c.pid not in pids and c.pid not in mine]
+                pids.update(p.pid for p in found)
         return found
 
     def __exit__(self, *exc: object) -> None:
@@ -371,6 +378,9 @@ def drive(argv: list[str]) -> None:
     job, _ = start_job(store, spec)
     threading.Thread(target=_kill_when_answered, args=(int(kill_at),), daemon=True).start()
     asyncio.run(make_executor(store, job).run())
+    from skuforge.engine.export import export_job
+
+    export_job(store, store.get_job(job.id), Path(out))  # as `skuforge run --out` does, to check every row
 
 
 def _kill_when_answered(count: int) -> None:

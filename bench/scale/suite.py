@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -166,21 +167,24 @@ def run_skuforge(sc: Scenario, mock: MockProcess, workdir: Path) -> Outcome:
     )
 
 
-def _calls(stdout: str) -> dict[str, Any]:
-    """The call counters of `skuforge run --json` (retries, hedges, timeouts), {} when absent."""
-    start = stdout.find("{")
+def _summary(stdout: str) -> dict[str, Any]:
+    """The object `skuforge run --json` prints last, pretty-printed: it starts at a line that is `{` alone
+    (the log also holds stderr's notes, which may quote braces)."""
+    starts = [m.start() for m in re.finditer(r"^\{$", stdout, re.M)]
     try:
-        return dict(json.loads(stdout[start:]).get("calls") or {}) if start >= 0 else {}
+        return dict(json.loads(stdout[starts[-1] :])) if starts else {}
     except ValueError:
         return {}
 
 
+def _calls(stdout: str) -> dict[str, Any]:
+    """The call counters of `skuforge run --json` (retries, hedges, timeouts), {} when absent."""
+    return dict(_summary(stdout).get("calls") or {})
+
+
 def _run_s(stdout: str) -> float | None:
-    start = stdout.find("{")
-    try:
-        return float(json.loads(stdout[start:])["elapsed_s"]) if start >= 0 else None
-    except (ValueError, KeyError):
-        return None
+    elapsed = _summary(stdout).get("elapsed_s")
+    return float(elapsed) if elapsed is not None else None
 
 
 def _check_export(out: Path, answers: dict[str, str], rows: int, column: str) -> tuple[int, int]:
