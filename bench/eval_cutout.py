@@ -1,6 +1,6 @@
 """Cut-out quality: IoU (and MAE of alpha) of `cutout` against ground-truth masks, with and without GrabCut.
 
-Two sets: the CCP clothing-parsing photos in ../shared/data/ccp-clothing-parsing (people in street scenes,
+Two sets: the CCP clothing-parsing photos in $SKUFORGE_DATA/ccp-clothing-parsing (people in street scenes,
 harder than packshots; masks are hard segmentations), and synthetic packshots rendered here with known masks.
 
     .venv/bin/python bench/eval_cutout.py [--limit N] [--synthetic N]
@@ -12,15 +12,13 @@ import argparse
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from skuforge.eval.datasets import data_dir
 from skuforge.images.cutout import cutout
 from skuforge.images.opspec import CutoutOp
-
-CCP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ccp-clothing-parsing"
 
 
 def synthetic(n: int, size: int = 512) -> Iterator[tuple[Image.Image, np.ndarray]]:
@@ -51,8 +49,9 @@ def synthetic(n: int, size: int = 512) -> Iterator[tuple[Image.Image, np.ndarray
 
 
 def ccp(limit: int) -> Iterator[tuple[Image.Image, np.ndarray]]:
-    for photo in sorted((CCP / "images").glob("*.jpg"))[:limit]:
-        mask = np.asarray(Image.open(CCP / "masks" / f"{photo.stem}.png").convert("L")) > 127
+    ccp = data_dir("ccp-clothing-parsing")
+    for photo in sorted((ccp / "images").glob("*.jpg"))[:limit]:
+        mask = np.asarray(Image.open(ccp / "masks" / f"{photo.stem}.png").convert("L")) > 127
         yield Image.open(photo).convert("RGB"), mask
 
 

@@ -5,7 +5,7 @@
     python bench/eval_knowledge.py qa --n 40            # product Q&A against human answers (LLM)
     python bench/eval_knowledge.py all --json out.json
 
-Data: /work/shared/data (see each folder's SOURCE.md).
+Data: the folder SKUFORGE_DATA names (see each dataset's SOURCE.md).
 
 - retrieval: ePQA (amazon-product-qa/ePQA/dev.csv). Every candidate passage of the chosen questions' products
   is indexed once per product (duplicates merged); each question is a query; a hit is a passage labelled 2
@@ -42,8 +42,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-DATA = Path(os.environ.get("SKUFORGE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-EPQA = DATA / "amazon-product-qa" / "ePQA" / "dev.csv"
+from skuforge.eval.datasets import data_dir
+
 KS = (1, 5, 10)
 SOURCE_FIELD = {
     "bullet": "bullet",
@@ -68,7 +68,7 @@ def _fresh_home() -> str:
 
 
 def epqa_questions() -> dict[str, list[dict[str, str]]]:
-    with EPQA.open(encoding="utf-8", newline="") as handle:
+    with data_dir("amazon-product-qa", "ePQA", "dev.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     by_question: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows:
@@ -177,7 +177,7 @@ def fewshot(dataset: str, n: int, model: str) -> dict[str, Any]:
     from skuforge.providers import get_provider
 
     home = Path(_fresh_home())
-    folder = DATA / dataset
+    folder = data_dir(dataset)
     every = fill_absent(load_gold(folder / "train.jsonl"))
     test_titles = [i.row["title"] for i in load_gold(folder / "train_0.2.jsonl")]
     by_title = {i.row["title"]: i for i in every}
