@@ -13,7 +13,8 @@ as on a cluster. Measured, for each run:
   sampled every half second per process, so a worker that exits keeps what it used;
 - seconds per tenth of the rows (100k rows at 1M), from the server's count of answered requests crossing
   each tenth, so the figures hold for both executors alike (the export at the end is in the wall time only);
-- resident memory of every process at each tenth, and its peak;
+- private memory (USS) of every process at each tenth, and its peak: a Ray worker's resident size also
+  counts the pages of Ray's shared object store it has read, which are bounded by the store, not by rows;
 - kills (results in the output folder, as for runs over 100k rows): one worker actor `ray.kill`ed at 40% of
   the rows, the run finishing by itself; and, in another run, the driver `kill -9`ed at 50%, then the same
   command again. Counted from the server: rows answered more than once, and of those the rows that were
@@ -172,7 +173,7 @@ class Sampler(threading.Thread):
                     if role != "IDLE" or proc.pid not in self.roles:
                         self.roles[proc.pid] = role  # what it last did besides waiting
                     name = f"{self.roles[proc.pid]}:{proc.pid}"
-                    rss[name] = proc.memory_info().rss / 2**20
+                    rss[name] = proc.memory_full_info().uss / 2**20  # private: see the docstring
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         for name, value in rss.items():
@@ -458,7 +459,7 @@ def table(results: list[Figures]) -> str:
         ms = f.marks_s[-1] / f.rows * 1000 if f.marks_s else float("nan")
         lines.append(f"{f.executor:<8} {f.rows:>9,} {f.wall_s:>7.1f} {f.cpu_s:>7.1f} {ms:>7.3f}  "
                      + " ".join(f"{s:.0f}" for s in per))  # fmt: skip
-    lines.append("\nresident memory (MB) at each tenth of the rows answered, per process:")
+    lines.append("\nprivate memory (USS, MB) at each tenth of the rows answered, per process:")
     for f in results:
         for name, values in sorted(f.rss_at_marks.items()):
             shown = " ".join(str(int(v)) for v in values)
