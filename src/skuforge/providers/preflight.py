@@ -19,7 +19,6 @@ say when a model has no price (its cost shows as unknown).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import difflib
 from dataclasses import dataclass
 
@@ -62,6 +61,11 @@ def preflight_model(model: str, settings: Settings | None = None) -> list[str]:
     from skuforge.providers.prices import price_notes
     from skuforge.providers.registry import get_provider
 
+    if _in_event_loop():  # before anything is built, so no provider or coroutine is left behind
+        raise RuntimeError(
+            "preflight_model blocks on the network: from async code, run it off the event loop "
+            "(starlette's run_in_threadpool, asyncio.to_thread)"
+        )
     settings = settings or load_settings()
     provider = get_provider(model, settings)
 
@@ -71,14 +75,15 @@ def preflight_model(model: str, settings: Settings | None = None) -> list[str]:
         finally:
             await provider.aclose()
 
+    return [*asyncio.run(check()), *price_notes(model, settings)]
+
+
+def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return [*asyncio.run(check()), *price_notes(model, settings)]
-    # called from async code (a service endpoint): its own loop on a thread, never a nested asyncio.run
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        notes = pool.submit(lambda: asyncio.run(check())).result()
-    return [*notes, *price_notes(model, settings)]
+        return False
+    return True
 
 
 async def get(session: aiohttp.ClientSession, url: str, server: Server) -> tuple[int, bytes]:
