@@ -15,10 +15,13 @@ from skuforge.providers.fake import FakeProvider
 
 
 class Paced(Provider):
-    """Answers after `delay_s`; the calls listed in `stuck` (by number, from 0) never answer."""
+    """Answers after `delay_s`; the calls listed in `stuck` (by number, from 0) never answer, those in
+    `failing` fail (a server error)."""
 
-    def __init__(self, delay_s: float = 0.005, stuck: set[int] | None = None) -> None:
-        self.delay_s, self.stuck = delay_s, stuck or set()
+    def __init__(
+        self, delay_s: float = 0.005, stuck: set[int] | None = None, failing: set[int] | None = None
+    ) -> None:
+        self.delay_s, self.stuck, self.failing = delay_s, stuck or set(), failing or set()
         self.calls = self.cancelled = 0
 
     async def generate(self, request: Request) -> Result:
@@ -29,6 +32,8 @@ class Paced(Provider):
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+        if number in self.failing:
+            raise TransientError("The server had an error.", "It is sent again.")
         return Result(text=f"answer {number}")
 
 
@@ -54,6 +59,48 @@ def test_a_stuck_request_gets_a_second_copy_and_the_first_answer_wins() -> None:
     assert result.text == "answer 41"  # the copy answered; the stuck first copy was given up
     assert stats.hedges == 1 and stats.hedge_wins == 1
     assert provider.cancelled == 1
+
+
+def test_a_stuck_request_whose_hedge_fails_gets_one_more_copy_not_its_deadline() -> None:
+    async def scenario() -> tuple[Result, CallStats]:
+        provider, stats = Paced(stuck={40}, failing={41}), CallStats()
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, min_deadline_s=3600)
+        await warm(hedged)
+        async with asyncio.timeout(60):
+            return await hedged.generate(ask("the stuck one")), stats
+
+    result, stats = asyncio.run(scenario())
+    assert result.text == "answer 42" and stats.hedges == 2 and stats.hedge_wins == 1
+
+
+def test_a_request_stuck_in_the_first_wave_is_hedged_once_the_latencies_are_known() -> None:
+    """128 requests go out before any answer is back: the one that hangs does not wait the timeout."""
+
+    async def scenario() -> tuple[list[Result], Paced, CallStats]:
+        provider, stats = Paced(stuck={5}), CallStats()
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, min_deadline_s=3600, warmup=32)
+        async with asyncio.timeout(60):  # a defect shows as a failure, not as an hour
+            results = await asyncio.gather(*(hedged.generate(ask(f"first wave {i}")) for i in range(128)))
+        return list(results), provider, stats
+
+    results, provider, stats = asyncio.run(scenario())
+    assert len(results) == 128 and results[5].text == "answer 128"  # the copy of the stuck one answered
+    assert stats.hedges == 1 and stats.hedge_wins == 1 and provider.cancelled == 1
+
+
+def test_a_request_stuck_in_the_first_wave_gets_the_deadline_the_latencies_give() -> None:
+    async def scenario() -> tuple[BaseException | Result, CallStats]:
+        provider, stats = Paced(stuck={5}), CallStats()
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, max_share=0.0, min_deadline_s=0.2, warmup=32)
+        async with asyncio.timeout(60):
+            results = await asyncio.gather(
+                *(hedged.generate(ask(f"first wave {i}")) for i in range(64)), return_exceptions=True
+            )
+        return results[5], stats
+
+    stuck, stats = asyncio.run(scenario())
+    assert isinstance(stuck, TransientError) and "usual latency" in stuck.message
+    assert stats.deadline_timeouts == 1 and stats.hedges == 0
 
 
 def test_hedges_stay_within_their_share_of_requests() -> None:

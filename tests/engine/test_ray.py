@@ -179,13 +179,15 @@ def _kill_a_worker(ray: Any, when: Any) -> threading.Thread:
 def test_a_worker_killed_mid_run_repeats_at_most_the_blocks_it_held(
     tmp_path: Path, ray_local: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Bound, and why: outcomes are durable when their block's part is written; a worker runs at most
-    2 tasks at once (`max_concurrent_calls_per_actor=2`) of 2 blocks each, so its death loses the answers
-    of at most 4 blocks of 20 rows. The run goes on with the other worker, then runs the rows no
-    worker reported back again, in the same invocation."""
+    """Bound, and why: outcomes are durable when a piece of their block (here every 4 outcomes) or its part
+    is written; a worker runs at most 2 tasks at once (`max_concurrent_calls_per_actor=2`) of 2 blocks
+    each, so its death loses at most the unwritten answers of 4 blocks of 20 rows. The run goes on with the
+    other worker, then runs the rows no worker reported back again, reading the pieces the lost attempt
+    wrote, in the same invocation; every block ends as one part, with no piece left."""
     catalog = write_catalog(tmp_path / "c.csv", 400)
     with MockServer(MockConfig(latency_ms=40)) as mock:
         monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
+        monkeypatch.setenv("SKUFORGE_RAY_PIECE_ROWS", "4")
         store = open_store(f"sqlite:///{tmp_path / 'ray.db'}")
         spec = JobSpec.create(
             catalog, recipe="title", model="openai:mock-model", cache=False, limits={"concurrency": 8}
@@ -199,6 +201,7 @@ def test_a_worker_killed_mid_run_repeats_at_most_the_blocks_it_held(
     assert executor.lost_workers == 1 and progress.rows_done == 400
     assert ray_results.counts(store, store.get_job(job.id)).rows == 400
     assert stats["unique_prompts"] == 400 and stats["resent_after_success"] <= 4 * 20
+    assert list((tmp_path / "parts").glob("*.piece-*")) == []
     store.close()
 
 

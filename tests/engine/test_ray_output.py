@@ -1,10 +1,13 @@
-"""A Ray job's output folder, read and written without Ray: whole parts, the latest run wins per item."""
+"""A Ray job's output folder, read and written without Ray: whole parts and the pieces a running block writes,
+the latest run wins per item."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from skuforge.engine.ray_output import OutputFolder, latest, part_name, records_of
+from skuforge.engine.ray_output import OutputFolder, latest, part_name, piece_name, records_of
+from skuforge.engine.ray_workers import PIECE_ROWS, Journal
 from skuforge.store import ItemOutcome
 
 
@@ -51,3 +54,42 @@ def _table(batch: object) -> object:
     import pyarrow as pa
 
     return pa.Table.from_batches([batch])  # type: ignore[list-item]
+
+
+def test_a_blocks_pieces_are_parts_until_its_part_replaces_them(tmp_path: Path) -> None:
+    folder = OutputFolder(str(tmp_path / "job"))
+    folder.ensure()
+    name = part_name(1, 0, 1)
+    assert folder.block(name) == []
+    folder.write(piece_name(name, 0), [outcome(0, "piece 0", "failed")], run=1)
+    folder.write(piece_name(name, 1), [outcome(0, "piece 1"), outcome(1, "piece 1")], run=1)
+
+    assert [p.piece for p in folder.block(name)] == [0, 1]
+    assert _titles(folder) == {"S0": "piece 1", "S1": "piece 1"}  # the later piece wins
+    folder.write(name, [outcome(0, "part"), outcome(1, "part")], run=1)
+    assert _titles(folder) == {"S0": "part", "S1": "part"}  # the block's part wins over its pieces
+    assert [p.piece for p in folder.block(name)] == [None, 0, 1]
+    assert folder.block(part_name(1, 2, 3)) == []
+
+
+def test_a_journal_writes_a_piece_every_piece_rows_outcomes(tmp_path: Path) -> None:
+    folder = OutputFolder(str(tmp_path / "job"))
+    folder.ensure()
+
+    async def block() -> tuple[list[str], int]:
+        journal = Journal(folder, part_name(2, 0, 199), run=2, first_piece=3)
+        for row in range(150):
+            journal.add([outcome(row, f"row {row}")])
+        return await journal.close(), len(journal.pending)
+
+    written, pending = asyncio.run(block())
+    assert [Path(p).name for p in written] == [
+        piece_name(part_name(2, 0, 199), 3),
+        piece_name(part_name(2, 0, 199), 4),
+    ]
+    assert [len(folder.records(p)) for p in written] == [PIECE_ROWS, PIECE_ROWS]
+    assert pending == 150 - 2 * PIECE_ROWS  # written with the block's part
+
+
+def _titles(folder: OutputFolder) -> dict[str, str]:
+    return {r.row_id: r.output["title"] for batch in latest(folder) for r in records_of(_table(batch))}

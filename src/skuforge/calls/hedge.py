@@ -4,15 +4,19 @@ At scale, a few requests in a thousand hang (a stuck connection, a server that l
 the full timeout for each. `Hedged` watches the latency of the answers it gets and:
 
 - sends a second copy of a request still unanswered after `hedge_factor` x the 95th-percentile latency, and
-  takes whichever answers first (the other is cancelled). Hedges are capped at `max_share` of requests, so
+  takes whichever answers first (the other is cancelled); if that copy fails while the first still hangs,
+  one more is sent (three copies at most). Hedges are capped at `max_share` of requests, so
   a slow server is never flooded with copies; each copy goes through the limiter (it takes a slot and its
   RPM/TPM) and the budget (it reserves its cost, and a cancelled copy counts as maybe charged);
 - gives the request as a whole a deadline derived from the same distribution (`deadline_factor` x p99,
   at least `min_deadline_s`), well under the configured timeout once the latencies are known; a request
   past it raises `TransientError`, which the retry layer retries.
 
-Until `warmup` answers have been seen there is no hedging and the configured timeout alone applies. The
-counters (`hedges`, `hedge_wins`, `deadline_timeouts`) go to the run's `CallStats`.
+Until `warmup` answers have been seen neither is known. A request sent before then waits for them: once
+they are in, it is hedged and given its deadline like any other, counted from when it was admitted (with
+hundreds of requests in flight at the start of a run, the first wave is too large to leave to the
+configured timeout alone: one stuck request in it would cost the whole timeout). The counters (`hedges`,
+`hedge_wins`, `deadline_timeouts`) go to the run's `CallStats`.
 
     Retrying(Breaker(Hedged(Limited(Budgeted(provider)))))
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from skuforge.calls.retry import TimeoutClock, pop_clock, push_clock, without_clocks
@@ -72,6 +77,7 @@ class Hedged(Wrapper):
         self.deadline_factor, self.min_deadline_s, self.warmup = deadline_factor, min_deadline_s, warmup
         self.latencies = Latencies()
         self.sent = 0
+        self._warm_event: asyncio.Event | None = None
 
     def hedge_after(self) -> float | None:
         """Seconds to wait before a second copy, or None (still warming up, or hedges used up)."""
@@ -97,58 +103,137 @@ class Hedged(Wrapper):
         admitted = _Admission()
         try:
             async with asyncio.timeout(deadline) as timeout:
-                token = push_clock(TimeoutClock(timeout, deadline))  # the deadline counts from admission
-                admission = push_clock(admitted)
+                clock = TimeoutClock(timeout, deadline)  # the deadline counts from admission
+                token, admission = push_clock(clock), push_clock(admitted)
                 try:
-                    return await self._race(request, admitted)
+                    return await self._race(request, admitted, clock)
                 finally:
                     pop_clock(admission)
                     pop_clock(token)
         except TimeoutError:
-            if deadline >= self.timeout_s:
+            if clock.seconds >= self.timeout_s:
                 raise  # the configured timeout: the retry layer reports it
             self.stats.deadline_timeouts += 1
             raise TransientError(
-                f"Request to {self.name} took over {deadline:.1f}s, several times its usual latency.",
+                f"Request to {self.name} took over {clock.seconds:.1f}s, several times its usual latency.",
                 "It is sent again; raise limits.timeout_s if long answers are expected.",
             ) from None
 
-    async def _race(self, request: Request, admitted: _Admission) -> Result:
+    async def _race(self, request: Request, admitted: _Admission, clock: TimeoutClock) -> Result:
         """The first copy's answer; a second copy once the first has been admitted and then waited past
-        the hedge delay. Copies still running when this returns or fails are cancelled."""
-        started = time.monotonic()
-        copies: list[asyncio.Future[Result]] = [asyncio.ensure_future(self.inner.generate(request))]
+        the hedge delay. Copies still running when this returns or fails are cancelled.
+
+        Done with callbacks and one timer rather than `asyncio.wait`: every request passes here, and the
+        waits cost more CPU than the rest of this layer (S5 of the scale bench: see docs/scale.md)."""
+        loop = asyncio.get_running_loop()
+
+        def spare() -> asyncio.Future[Result] | None:
+            if not self.may_hedge():
+                return None
+            self.stats.hedges += 1
+            return asyncio.ensure_future(self._copy(request))
+
+        race = _Race(loop, spare)
+        race.add(asyncio.ensure_future(self.inner.generate(request)))
+        started, timer = time.monotonic(), None
         try:
-            wait = self.hedge_after()
-            if wait is not None:
+            if self.may_hedge() or self.warming():
                 await asyncio.sleep(0)  # the copy starts: a limiter below admits it, or queues it (hold)
-                await admitted.wait_for(copies[0])
+                if not admitted.event.is_set():
+                    await admitted.wait_for(race.copies[0])
                 started = time.monotonic()
-                await asyncio.wait({copies[0]}, timeout=wait)
-                if not copies[0].done() and self.may_hedge():
-                    self.stats.hedges += 1
-                    copies.append(asyncio.ensure_future(self._copy(request)))
-            return await self._first_answer(copies, started)
+                wait = await self._hedge_delay(race.copies[0], clock, started)
+                if wait is not None and not race.settled.done():
+                    at = loop.time() + max(0.0, started + wait - time.monotonic())
+                    timer = loop.call_at(at, race.hedge)
+            winner = await race.settled
+            if winner.exception() is not None:
+                raise race.errors[0]
+            self.stats.hedge_wins += int(winner is not race.copies[0])
+            self.latencies.add(time.monotonic() - started)
+            if self._warm_event is not None and not self.warming():
+                self._warm_event.set()
+            return winner.result()
         finally:
-            await _cancel(copies)
+            if timer is not None:
+                timer.cancel()
+            await _cancel(race.copies)
+
+    def warming(self) -> bool:
+        return self.latencies.seen < self.warmup
+
+    async def _hedge_delay(
+        self, first: asyncio.Future[Result], clock: TimeoutClock, admitted_at: float
+    ) -> float | None:
+        """The hedge delay; a request sent while warming up waits for the latencies first (or its answer),
+        then also takes the deadline they give, counted from its admission."""
+        if self.warming() and not first.done():
+            warmed: asyncio.Future[Any] = asyncio.ensure_future(self._warmed.wait())
+            either: list[asyncio.Future[Any]] = [first, warmed]
+            try:
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                warmed.cancel()
+            if first.done():
+                return None
+            deadline = self.deadline()
+            if deadline < clock.seconds:
+                clock.seconds = deadline
+                loop = asyncio.get_running_loop()
+                clock.timeout.reschedule(loop.time() + max(0.0, admitted_at + deadline - time.monotonic()))
+        return self.hedge_after()
+
+    @property
+    def _warmed(self) -> asyncio.Event:
+        if self._warm_event is None:
+            self._warm_event = asyncio.Event()
+            if not self.warming():
+                self._warm_event.set()
+        return self._warm_event
 
     async def _copy(self, request: Request) -> Result:
         without_clocks()  # its own task: its queue time must not hold the first copy's clocks
         return await self.inner.generate(request)
 
-    async def _first_answer(self, copies: list[asyncio.Future[Result]], started: float) -> Result:
-        """The first copy that answers. Raises the first error when every copy failed."""
-        pending, error = set(copies), None
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for future in done:
-                if future.exception() is None:
-                    self.stats.hedge_wins += int(len(copies) > 1 and future is copies[1])
-                    self.latencies.add(time.monotonic() - started)
-                    return future.result()
-                error = error or future.exception()
-        assert error is not None
-        raise error
+
+class _Race:
+    """The copies of one request; `settled` is the first copy that answered, or the last to fail.
+
+    `hedge()` adds a copy made by `spare` (None when the hedges' share is used up). When a hedge fails (a
+    500, a dropped connection) while the first copy still hangs, one more is sent, up to `MAX_COPIES`, so
+    a stuck request whose hedge failed does not wait for its deadline."""
+
+    MAX_COPIES = 3
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, spare: Callable[[], asyncio.Future[Result] | None]
+    ) -> None:
+        self.spare = spare
+        self.copies: list[asyncio.Future[Result]] = []
+        self.errors: list[BaseException] = []
+        self.settled: asyncio.Future[asyncio.Future[Result]] = loop.create_future()
+
+    def add(self, copy: asyncio.Future[Result]) -> None:
+        self.copies.append(copy)
+        copy.add_done_callback(self._done)
+
+    def hedge(self) -> None:
+        if self.settled.done() or self.copies[0].done() or len(self.copies) >= self.MAX_COPIES:
+            return
+        copy = self.spare()
+        if copy is not None:
+            self.add(copy)
+
+    def _done(self, copy: asyncio.Future[Result]) -> None:
+        if self.settled.done():
+            return
+        error = asyncio.CancelledError() if copy.cancelled() else copy.exception()
+        if error is not None:
+            self.errors.append(error)
+            if copy is not self.copies[0]:
+                self.hedge()  # the hedge failed and the first copy still hangs: one more
+        if error is None or all(c.done() for c in self.copies):
+            self.settled.set_result(copy)
 
 
 class _Admission:

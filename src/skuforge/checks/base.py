@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
@@ -84,13 +84,18 @@ def register(name: str) -> Callable[[CheckFactory], CheckFactory]:
     return wrap
 
 
-def available() -> list[str]:
-    _load_builtins()
+def available(names: Iterable[str] | None = None) -> list[str]:
+    """The registered checks. With `names`, only the modules of those are loaded (all of them when one of
+    the names is not a built-in check's), so checking a recipe imports only what its checks need."""
+    if names is None:
+        _load_builtins()
+    for name in names or ():
+        _load_builtin(name)
     return sorted(_REGISTRY)
 
 
 def build(spec: CheckSpec) -> Check:
-    _load_builtins()
+    _load_builtin(spec.check)
     if spec.check not in _REGISTRY:
         import difflib
 
@@ -128,6 +133,18 @@ def verdict(findings: list[Finding]) -> Literal["done", "flagged", "failed"]:
     if any(f.action == "fail" for f in bad):
         return "failed"
     return "flagged" if bad else "done"
+
+
+def _load_builtin(name: str) -> None:
+    """The module of a built-in check is named after it (except `moderation`, in `safety`): load only that
+    one, so a run does not import what other checks need (numpy, the safety packs); all, failing that."""
+    import importlib.util
+
+    module = f"skuforge.checks.{'safety' if name == 'moderation' else name}"
+    if name not in _REGISTRY and name.isidentifier() and importlib.util.find_spec(module) is not None:
+        importlib.import_module(module)
+    if name not in _REGISTRY:
+        _load_builtins()
 
 
 def _load_builtins() -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.catalog import CatalogRow, infer_format, write_catalog
-from skuforge.engine import ray_results
 from skuforge.engine.context import JobContext, variant_label
 from skuforge.engine.local import CHUNK_ROWS, chunked
 from skuforge.store import ItemRecord, Job, Store
@@ -58,9 +57,13 @@ class Exporter:
         self.original = list(self.ctx.catalog.columns)
         self.generated = self.ctx.export_columns()
         self.with_sources = has_sources(store, job)
-        self.ray = ray_results.joined(store, job, self.ctx)  # a Ray job whose results are in its output
-        if self.ray is not None:
-            self.with_sources = bool(ray_results.has_sources(job)) or self.with_sources
+        self.ray: Iterator[tuple[CatalogRow, dict[tuple[str, str], ItemRecord]]] | None = None
+        if (job.totals or {}).get("ray"):  # a Ray job; its results may be in its output folder
+            from skuforge.engine import ray_results
+
+            self.ray = ray_results.joined(store, job, self.ctx)
+            if self.ray is not None:
+                self.with_sources = bool(ray_results.has_sources(job)) or self.with_sources
         self.failures: list[dict[str, Any]] = []
         self.summary: ExportSummary | None = None
 

@@ -13,6 +13,9 @@ has read. Outcomes of one loop tick are committed together by the store's writer
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from typing import TYPE_CHECKING, TypeVar
@@ -53,21 +56,50 @@ async def durable(run: RunState, outcome: ItemOutcome, requests: int = 0) -> Non
     run.count(outcome, requests)
     loop = asyncio.get_running_loop()
     committed: asyncio.Future[None] = loop.create_future()
-
-    def done(error: BaseException | None) -> None:
-        loop.call_soon_threadsafe(_settle, committed, error)
-
-    run.store.record(run.job.id, [outcome], on_durable=done)
+    settler = _Settler.of(loop)
+    run.store.record(run.job.id, [outcome], on_durable=lambda error: settler.settle(committed, error))
     await committed
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(None)
+class _Settler:
+    """Hands the futures the store's writer thread settles to their event loop, one wake-up per group.
+
+    The writer commits outcomes in groups and reports each one; a `call_soon_threadsafe` per outcome costs
+    a write to the loop's wake-up pipe and a turn of the loop for each. Here the first outcome of a group
+    schedules one call, and the rest join it."""
+
+    _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settler] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.lock = loop, threading.Lock()
+        self.ready: list[tuple[asyncio.Future[None], BaseException | None]] = []
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Settler:
+        settler = cls._loops.get(loop)
+        if settler is None:
+            settler = cls._loops[loop] = cls(loop)
+        return settler
+
+    def settle(self, future: asyncio.Future[None], error: BaseException | None) -> None:
+        """Called in the writer thread."""
+        with self.lock:
+            first = not self.ready
+            self.ready.append((future, error))
+        if first:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+                self.loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self.lock:
+            ready, self.ready = self.ready, []
+        for future, error in ready:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(None)
 
 
 class LocalExecutor:

@@ -11,6 +11,16 @@ A task that Ray retries (its worker died) writes the same name again, so a retry
 never adds a second one; a later run writes under its own run number. Reading deduplicates by item: for each
 (row id, step, variant) the outcome of the latest run wins. So reruns and retried tasks are idempotent, and
 the folder alone says what a job has done: `skuforge export` and `skuforge show` read it directly.
+
+While a block runs, its outcomes are also written as they come, in pieces of a few dozen (`Journal` in
+`engine.ray_workers`), so a killed worker or driver loses the answers of at most one piece per running
+block, not whole blocks:
+
+    part-<run>-<first>-<last>.piece-<n>.parquet   e.g. part-0003-000000004096-000000004607.piece-0002.parquet
+
+A piece is a part like any other for reading (a rerun finds its items by key, export shows them). When the
+block ends, its part holds everything the pieces held and the pieces are deleted; a retried block (its worker
+died) first reads what the earlier attempt wrote under its name, part or pieces, and does not ask it again.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from skuforge.store import ItemOutcome, ItemRecord
 OUTCOME_COLUMNS = tuple(f.name for f in fields(ItemOutcome))
 JSON_COLUMNS = ("output", "findings", "meta")
 _INT_COLUMNS = ("row_index", "input_tokens", "output_tokens", "cached_tokens", "attempts")
-_PART = re.compile(r"part-(\d{4})-(\d{12})-(\d{12})\.parquet$")
+_PART = re.compile(r"part-(\d{4})-(\d{12})-(\d{12})(?:\.piece-(\d{4}))?\.parquet$")
 
 
 def output_root() -> str:
@@ -47,10 +57,16 @@ class Part:
     run: int
     first: int
     last: int
+    piece: int | None = None
 
 
 def part_name(run: int, first: int, last: int) -> str:
     return f"part-{run:04d}-{first:012d}-{last:012d}.parquet"
+
+
+def piece_name(part: str, number: int) -> str:
+    """The name of the `number`th piece of the block whose part is `part`."""
+    return f"{part.removesuffix('.parquet')}.piece-{number:04d}.parquet"
 
 
 class OutputFolder:
@@ -75,9 +91,21 @@ class OutputFolder:
         for info in infos:
             match = _PART.search(info.path)
             if match and info.type == fs.FileType.File:
-                run, first, last = (int(g) for g in match.groups())
-                found.append(Part(info.path, run, first, last))
-        return sorted(found, key=lambda p: (p.run, p.first, p.last))
+                run, first, last, piece = match.groups()
+                found.append(Part(info.path, int(run), int(first), int(last), _int(piece)))
+        return sorted(found, key=lambda p: (p.run, p.first, p.last, -1 if p.piece is None else p.piece))
+
+    def block(self, part: str) -> list[Part]:
+        """What an earlier attempt of a block wrote under its part's name: the part, or its pieces. Costs one
+        look-up per block; the folder is listed only when something is there."""
+        from pyarrow import fs
+
+        own = f"{self.path}/{part}"
+        probes = self.fs.get_file_info([own, f"{self.path}/{piece_name(part, 0)}"])
+        if all(info.type == fs.FileType.NotFound for info in probes):
+            return []
+        stem = part.removesuffix(".parquet")
+        return [p for p in self.parts() if p.path.rsplit("/", 1)[-1].startswith(stem)]
 
     def runs(self) -> int:
         """The highest run number written so far (0 when none)."""
@@ -125,6 +153,10 @@ class OutputFolder:
         import pyarrow.dataset as pads
 
         return pads.dataset([p.path for p in self.parts()], filesystem=self.fs, format="parquet")
+
+
+def _int(text: str | None) -> int | None:
+    return None if text is None else int(text)
 
 
 def to_table(outcomes: Iterable[ItemOutcome], run: int, part: str = "") -> Any:
@@ -188,7 +220,8 @@ def latest(folder: OutputFolder, *, columns: list[str] | None = None) -> Iterato
         con.register("parts", folder.dataset())
         query = (
             f"SELECT {wanted} FROM parts QUALIFY row_number() OVER "
-            "(PARTITION BY row_id, step, variant ORDER BY run DESC, seq DESC) = 1"
+            "(PARTITION BY row_id, step, variant "
+            "ORDER BY run DESC, part NOT LIKE '%.piece-%' DESC, part DESC, seq DESC) = 1"
         )
         reader: Any = con.sql(query).to_arrow_reader(8192)
         yield from reader

@@ -7,10 +7,12 @@ takes requests, tokens and money from its lease, one remote call per lease.
 
 A block's rows go through the engine's own scheduling and pipeline: `LocalExecutor.resolve` (decided items,
 earlier work, identical requests in flight, sending) over `pipeline.walk_row`, with the requests the plan
-stage rendered, so every outcome is the one a local run would record. The block's outcomes are written as
-one part in the job's output folder (`engine.ray_output`) when the block ends: that is when they are
-durable. A worker killed mid-block loses only the answers of its unfinished blocks; Ray runs the block again
-(the part's name does not change), and nothing a finished part holds is asked again on a rerun.
+stage rendered, so every outcome is the one a local run would record. The block's outcomes are written to
+the job's output folder (`engine.ray_output`) as they come, in pieces of `PIECE_ROWS` (or every `PIECE_S`
+seconds), and as one part when the block ends; a piece is durable once written. A worker or driver killed
+mid-block loses at most one unwritten piece per running block. Ray runs a lost block again under the same
+part name, and that attempt first reads what the earlier one wrote; nothing a part or piece holds is asked
+again, in the same run or a rerun.
 
 A local model (`local:`) runs in the actor's own process, one loaded model per actor, with as many threads
 as CPUs the actor reserved (`SKUFORGE_THREADS`, read by the local provider when it loads the model).
@@ -37,7 +39,7 @@ from skuforge.engine.prior import Prior
 from skuforge.engine.progress import RunProgress
 from skuforge.engine.ray_index import KeyIndex
 from skuforge.engine.ray_lease import LeaseClient, Leased
-from skuforge.engine.ray_output import OutputFolder, part_name
+from skuforge.engine.ray_output import OutputFolder, part_name, piece_name
 from skuforge.engine.ray_plan import (
     ENV_PREFIXES,
     RunPlan,
@@ -55,6 +57,36 @@ SUMMARY_COUNTS = (
     "rows", "reused", "done", "flagged", "failed", "skipped", "requests", "cache_hits", "input_tokens",
     "output_tokens", "cached_tokens", "retries", "timeouts", "rate_limited", "taken",
 )  # fmt: skip
+PIECE_ROWS = 64
+PIECE_S = 2.0
+"""A running block writes its outcomes every PIECE_ROWS outcomes (`SKUFORGE_RAY_PIECE_ROWS`), or with the
+first outcome PIECE_S seconds after the last write: a kill loses about that many answers per running block.
+64 rows a piece cost one small Parquet write per 64 answers; see docs/scale.md for what that costs a row."""
+
+
+class Journal:
+    """A block's outcomes written as they come, in numbered pieces next to where its part will be."""
+
+    def __init__(self, folder: OutputFolder, part: str, run: int, first_piece: int = 0) -> None:
+        self.folder, self.part, self.run = folder, part, run
+        self.number, self.written = first_piece, time.monotonic()
+        self.rows = int(os.environ.get("SKUFORGE_RAY_PIECE_ROWS") or PIECE_ROWS)
+        self.pending: list[ItemOutcome] = []
+        self.writes: list[asyncio.Future[str]] = []
+
+    def add(self, outcomes: Iterable[ItemOutcome]) -> None:
+        self.pending.extend(outcomes)
+        due = time.monotonic() - self.written >= PIECE_S
+        if len(self.pending) >= self.rows or (self.pending and due):
+            batch, self.pending = self.pending, []
+            name = piece_name(self.part, self.number)
+            self.number, self.written = self.number + 1, time.monotonic()
+            write = asyncio.to_thread(self.folder.write, name, batch, self.run)
+            self.writes.append(asyncio.ensure_future(write))
+
+    async def close(self) -> list[str]:
+        """Wait for the pieces being written; the paths of all of them."""
+        return list(await asyncio.gather(*self.writes))
 
 
 class BlockSink:
@@ -68,11 +100,13 @@ class BlockSink:
         by_row: Iterable[ItemRecord] = (),
         by_key: Iterable[ItemRecord] = (),
         lookup: Callable[[list[str]], dict[str, ItemRecord]] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.history = history
         self.by_row = {(r.row_id, r.step, r.variant): r for r in by_row}
         self.by_key = {r.key: r for r in by_key}
         self.lookup = lookup
+        self.journal = journal
         self.outcomes: list[ItemOutcome] = []
 
     def has_items(self, job_id: str) -> bool:
@@ -95,12 +129,15 @@ class BlockSink:
         outcomes: Iterable[ItemOutcome],
         on_durable: Callable[[BaseException | None], None] | None = None,
     ) -> None:
+        outcomes = list(outcomes)
         self.outcomes.extend(outcomes)
+        if self.journal is not None:
+            self.journal.add(outcomes)
         if on_durable is not None:
-            on_durable(None)  # the block's part makes them durable; a lost block runs again
+            on_durable(None)  # its piece or the block's part makes them durable; a lost block runs again
 
     def flush(self) -> None:
-        """Nothing is queued: outcomes are written with the block's part."""
+        """Nothing is queued here: the journal writes pieces, the block its part."""
 
 
 class BlockRun:
@@ -268,8 +305,13 @@ class Caller:
             earlier_rows, earlier_keys = decode_prior(blob)
             by_row += earlier_rows
             by_key += earlier_keys
-        history = bool(self.plan.shards or self.plan.store_url)
-        sink = BlockSink(history, by_row, by_key, self._lookup)
+        name = part_name(self.plan.run, summary.first, summary.last)
+        earlier = await asyncio.to_thread(self.folder.block, name)
+        recovered = [r for part in earlier for r in self.folder.records(part.path)]
+        pieces = [part.piece for part in earlier if part.piece is not None]
+        journal = Journal(self.folder, name, self.plan.run, max(pieces, default=-1) + 1)
+        history = bool(self.plan.shards or self.plan.store_url or recovered)
+        sink = BlockSink(history, by_row + recovered, by_key, self._lookup, journal)
         run = BlockRun(self, sink)
         executor = LocalExecutor()
         executor.bind(run)
@@ -287,10 +329,13 @@ class Caller:
                     run.row_finished()
 
         await asyncio.gather(*(one(row, first) for row, first in zip(rows, planned, strict=True)))
-        if sink.outcomes:
-            name = part_name(self.plan.run, summary.first, summary.last)
-            summary.part = await asyncio.to_thread(self.folder.write, name, sink.outcomes, self.plan.run)
-        self._tally(summary, run, sink.outcomes)
+        written = await journal.close()
+        outcomes = _latest([*recovered, *sink.outcomes])
+        if outcomes:
+            summary.part = await asyncio.to_thread(self.folder.write, name, outcomes, self.plan.run)
+        for path in [*written, *(part.path for part in earlier if part.piece is not None)]:
+            await asyncio.to_thread(self.folder.delete, path)
+        self._tally(summary, run, outcomes)
 
     def _tally(self, summary: Summary, run: BlockRun, outcomes: list[ItemOutcome]) -> None:
         p, counts = run.progress, summary.counts
@@ -320,6 +365,11 @@ class Caller:
                 found.update(store.finished_by_keys(self.plan.job.id, missing))
                 store.close()
         return {k: r for k, r in found.items() if r.status in FINISHED}
+
+
+def _latest(outcomes: list[ItemOutcome]) -> list[ItemOutcome]:
+    """One outcome per item, the last one given (an earlier attempt's, then this attempt's)."""
+    return list({(o.row_id, o.step, o.variant): o for o in outcomes}.values())
 
 
 def _reserve_threads(ray: Any) -> None:

@@ -131,11 +131,12 @@ def _check_step(step: S.StepSpec, i: int, lines: LineMap, known_checks: set[str]
             )
 
 
-def _known_checks() -> set[str]:
+def _known_checks(spec: S.RecipeSpec) -> set[str]:
     try:
         from skuforge.checks.base import available
 
-        return set(KNOWN_CHECKS) | set(available())
+        used = {str(check.get("check")) for step in spec.steps for check in step.checks}
+        return set(KNOWN_CHECKS) | set(available(used))
     except Exception:  # noqa: BLE001 - a broken check module must not stop recipe validation
         return set(KNOWN_CHECKS)
 
@@ -214,7 +215,7 @@ def _check_uncached(path: Path) -> tuple[Recipe | None, list[RecipeProblem]]:
         spec = S.RecipeSpec.model_validate(normal)
     except ValidationError as exc:
         return None, problems + _pydantic_problems(path, exc, lines)
-    known = _known_checks()
+    known = _known_checks(spec)
     for i, step in enumerate(spec.steps):
         for line, where, message in [*_check_templates(step, i, lines), *_check_step(step, i, lines, known)]:
             problems.append(RecipeProblem(path, line, message, where))
