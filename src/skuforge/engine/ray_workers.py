@@ -39,7 +39,7 @@ from skuforge.engine.prior import Prior
 from skuforge.engine.progress import RunProgress
 from skuforge.engine.ray_index import KeyIndex
 from skuforge.engine.ray_lease import LeaseClient, Leased
-from skuforge.engine.ray_output import OutputFolder, part_name, piece_name
+from skuforge.engine.ray_output import OutputFolder, Part, part_name, piece_name
 from skuforge.engine.ray_plan import (
     ENV_PREFIXES,
     RunPlan,
@@ -306,8 +306,7 @@ class Caller:
             by_row += earlier_rows
             by_key += earlier_keys
         name = part_name(self.plan.run, summary.first, summary.last)
-        earlier = await asyncio.to_thread(self.folder.block, name)
-        recovered = [r for part in earlier for r in self.folder.records(part.path)]
+        earlier, recovered = await asyncio.to_thread(self._earlier_attempt, name)
         pieces = [part.piece for part in earlier if part.piece is not None]
         journal = Journal(self.folder, name, self.plan.run, max(pieces, default=-1) + 1)
         history = bool(self.plan.shards or self.plan.store_url or recovered)
@@ -336,6 +335,12 @@ class Caller:
         for path in [*written, *(part.path for part in earlier if part.piece is not None)]:
             await asyncio.to_thread(self.folder.delete, path)
         self._tally(summary, run, outcomes)
+
+    def _earlier_attempt(self, name: str) -> tuple[list[Part], list[ItemRecord]]:
+        """What an earlier attempt of this block (its worker died) wrote: its part or pieces, and their
+        outcomes. Nothing, at the cost of one look-up, for a block's first attempt."""
+        earlier = self.folder.block(name)
+        return earlier, [r for part in earlier for r in self.folder.records(part.path)]
 
     def _tally(self, summary: Summary, run: BlockRun, outcomes: list[ItemOutcome]) -> None:
         p, counts = run.progress, summary.counts
