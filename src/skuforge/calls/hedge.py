@@ -12,11 +12,12 @@ the full timeout for each. `Hedged` watches the latency of the answers it gets a
   at least `min_deadline_s`), well under the configured timeout once the latencies are known; a request
   past it raises `TransientError`, which the retry layer retries.
 
-Until `warmup` answers have been seen neither is known. A request sent before then waits for them: once
-they are in, it is hedged and given its deadline like any other, counted from when it was admitted (with
-hundreds of requests in flight at the start of a run, the first wave is too large to leave to the
-configured timeout alone: one stuck request in it would cost the whole timeout). The counters (`hedges`,
-`hedge_wins`, `deadline_timeouts`) go to the run's `CallStats`.
+Until `warmup` answers have been seen neither is known. A request sent before then waits for them, and
+once they are in it is hedged like any other (with hundreds of requests in flight at the start of a run,
+the first wave is too large to leave unhedged: one stuck request in it would cost the whole timeout). It
+keeps the configured timeout, not the adaptive deadline: the first answers are the wave's fastest, and a
+deadline drawn from them would cut off its slow answers. The counters (`hedges`, `hedge_wins`,
+`deadline_timeouts`) go to the run's `CallStats`.
 
     Retrying(Breaker(Hedged(Limited(Budgeted(provider)))))
 """
@@ -103,23 +104,23 @@ class Hedged(Wrapper):
         admitted = _Admission()
         try:
             async with asyncio.timeout(deadline) as timeout:
-                clock = TimeoutClock(timeout, deadline)  # the deadline counts from admission
-                token, admission = push_clock(clock), push_clock(admitted)
+                token = push_clock(TimeoutClock(timeout, deadline))  # the deadline counts from admission
+                admission = push_clock(admitted)
                 try:
-                    return await self._race(request, admitted, clock)
+                    return await self._race(request, admitted)
                 finally:
                     pop_clock(admission)
                     pop_clock(token)
         except TimeoutError:
-            if clock.seconds >= self.timeout_s:
+            if deadline >= self.timeout_s:
                 raise  # the configured timeout: the retry layer reports it
             self.stats.deadline_timeouts += 1
             raise TransientError(
-                f"Request to {self.name} took over {clock.seconds:.1f}s, several times its usual latency.",
+                f"Request to {self.name} took over {deadline:.1f}s, several times its usual latency.",
                 "It is sent again; raise limits.timeout_s if long answers are expected.",
             ) from None
 
-    async def _race(self, request: Request, admitted: _Admission, clock: TimeoutClock) -> Result:
+    async def _race(self, request: Request, admitted: _Admission) -> Result:
         """The first copy's answer; a second copy once the first has been admitted and then waited past
         the hedge delay. Copies still running when this returns or fails are cancelled.
 
@@ -142,7 +143,7 @@ class Hedged(Wrapper):
                 if not admitted.event.is_set():
                     await admitted.wait_for(race.copies[0])
                 started = time.monotonic()
-                wait = await self._hedge_delay(race.copies[0], clock, started)
+                wait = await self._hedge_delay(race.copies[0])
                 if wait is not None and not race.settled.done():
                     at = loop.time() + max(0.0, started + wait - time.monotonic())
                     timer = loop.call_at(at, race.hedge)
@@ -162,11 +163,10 @@ class Hedged(Wrapper):
     def warming(self) -> bool:
         return self.latencies.seen < self.warmup
 
-    async def _hedge_delay(
-        self, first: asyncio.Future[Result], clock: TimeoutClock, admitted_at: float
-    ) -> float | None:
-        """The hedge delay; a request sent while warming up waits for the latencies first (or its answer),
-        then also takes the deadline they give, counted from its admission."""
+    async def _hedge_delay(self, first: asyncio.Future[Result]) -> float | None:
+        """The hedge delay; a request sent while warming up waits for the latencies first (or its answer).
+        It keeps the configured timeout: the first answers of a run are its fastest, and a deadline drawn
+        from them would cut off the slow answers still due in the first wave."""
         if self.warming() and not first.done():
             warmed: asyncio.Future[Any] = asyncio.ensure_future(self._warmed.wait())
             either: list[asyncio.Future[Any]] = [first, warmed]
@@ -176,11 +176,6 @@ class Hedged(Wrapper):
                 warmed.cancel()
             if first.done():
                 return None
-            deadline = self.deadline()
-            if deadline < clock.seconds:
-                clock.seconds = deadline
-                loop = asyncio.get_running_loop()
-                clock.timeout.reschedule(loop.time() + max(0.0, admitted_at + deadline - time.monotonic()))
         return self.hedge_after()
 
     @property
