@@ -64,7 +64,8 @@ def test_a_stuck_request_gets_a_second_copy_and_the_first_answer_wins() -> None:
 def test_a_stuck_request_whose_hedge_fails_gets_one_more_copy_not_its_deadline() -> None:
     async def scenario() -> tuple[Result, CallStats]:
         provider, stats = Paced(stuck={40}, failing={41}), CallStats()
-        hedged = Hedged(provider, timeout_s=3600, stats=stats, min_deadline_s=3600)
+        # hedges after 0.5 s at the earliest: a warm-up call slowed by a loaded machine is not hedged
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, min_deadline_s=3600, min_hedge_s=0.5)
         await warm(hedged)
         async with asyncio.timeout(60):
             return await hedged.generate(ask("the stuck one")), stats
@@ -84,13 +85,15 @@ def test_a_request_stuck_in_the_first_wave_is_hedged_once_the_latencies_are_know
         return list(results), provider, stats
 
     results, provider, stats = asyncio.run(scenario())
-    assert len(results) == 128 and results[5].text == "answer 128"  # the copy of the stuck one answered
-    assert stats.hedges == 1 and stats.hedge_wins == 1 and provider.cancelled == 1
+    copy = int(results[5].text.split()[-1])
+    assert len(results) == 128 and copy >= 128  # a copy of the stuck one answered, not the stuck call
+    # on a loaded machine a slow request of the wave may be hedged too; the share caps them (5% of 128)
+    assert 1 <= stats.hedge_wins <= stats.hedges <= 6 and provider.cancelled >= 1
 
 
 def test_a_slow_answer_in_the_first_wave_is_not_cut_off_by_a_deadline_from_the_fastest() -> None:
     """The first 32 answers of a wave are its fastest; a deadline drawn from them would fail the slow
-    rest. First-wave requests keep the configured timeout (here 0.5 s against a 0.05 s deadline)."""
+    rest. First-wave requests keep the configured timeout (here 5 s against a 0.05 s deadline)."""
 
     class Slow(Paced):
         async def generate(self, request: Request) -> Result:
@@ -99,7 +102,7 @@ def test_a_slow_answer_in_the_first_wave_is_not_cut_off_by_a_deadline_from_the_f
             return await super().generate(request)
 
     async def scenario() -> list[Result]:
-        hedged = Hedged(Slow(), timeout_s=0.5, max_share=0.0, min_deadline_s=0.05, warmup=32)
+        hedged = Hedged(Slow(), timeout_s=5.0, max_share=0.0, min_deadline_s=0.05, warmup=32)
         asks = [ask(f"quick {i}") for i in range(40)] + [ask("slow one")]
         return list(await asyncio.gather(*(hedged.generate(a) for a in asks)))
 
