@@ -130,8 +130,9 @@ class OutputFolder:
         self.fs.move(temporary, final)
         return final
 
-    def delete(self, path: str) -> None:
-        self.fs.delete_file(path)
+    def delete(self, *paths: str) -> None:
+        for path in paths:
+            self.fs.delete_file(path)
 
     # -- reading -----------------------------------------------------------------------------------------
     def read(self, path: str, columns: list[str] | None = None, where: Any = None) -> Any:

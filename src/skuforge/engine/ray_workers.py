@@ -307,8 +307,8 @@ class Caller:
             by_key += earlier_keys
         name = part_name(self.plan.run, summary.first, summary.last)
         earlier, recovered = await asyncio.to_thread(self._earlier_attempt, name)
-        pieces = [part.piece for part in earlier if part.piece is not None]
-        journal = Journal(self.folder, name, self.plan.run, max(pieces, default=-1) + 1)
+        numbers = [part.piece for part in earlier if part.piece is not None]
+        journal = Journal(self.folder, name, self.plan.run, max(numbers, default=-1) + 1)
         history = bool(self.plan.shards or self.plan.store_url or recovered)
         sink = BlockSink(history, by_row + recovered, by_key, self._lookup, journal)
         run = BlockRun(self, sink)
@@ -332,14 +332,15 @@ class Caller:
         outcomes = _latest([*recovered, *sink.outcomes])
         if outcomes:
             summary.part = await asyncio.to_thread(self.folder.write, name, outcomes, self.plan.run)
-        for path in [*written, *(part.path for part in earlier if part.piece is not None)]:
-            await asyncio.to_thread(self.folder.delete, path)
+        pieces = [*written, *(part.path for part in earlier if part.piece is not None)]
+        await asyncio.to_thread(self.folder.delete, *pieces)
         self._tally(summary, run, outcomes)
 
     def _earlier_attempt(self, name: str) -> tuple[list[Part], list[ItemRecord]]:
         """What an earlier attempt of this block (its worker died) wrote: its part or pieces, and their
-        outcomes. Nothing, at the cost of one look-up, for a block's first attempt."""
-        earlier = self.folder.block(name)
+        outcomes, the part's last so that it wins over its pieces as on reading (`ray_output.latest`).
+        Nothing, at the cost of one look-up, for a block's first attempt."""
+        earlier = sorted(self.folder.block(name), key=lambda part: part.piece is None)
         return earlier, [r for part in earlier for r in self.folder.records(part.path)]
 
     def _tally(self, summary: Summary, run: BlockRun, outcomes: list[ItemOutcome]) -> None:
