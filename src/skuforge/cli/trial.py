@@ -28,6 +28,7 @@ from skuforge.cli.run import (
     TpmOpt,
     WhereOpt,
     merged_limits,
+    model_choice,
     out,
     parse_sets,
     preflight,
@@ -122,7 +123,8 @@ def trial(
     require_catalog(catalog)
     spec = trial_spec(
         catalog, sample=sample, recipe=recipe_ref(recipe or "attributes"),
-        model=model or settings.model, params=parse_sets(sets),
+        model=model_choice(model, settings, recipe_ref(recipe or "attributes"), recipe_dir, as_json),
+        params=parse_sets(sets),
         selection=Selection(sheet=sheet_value(sheet), header_row=header_row or 1, id_column=id_column,
                             encoding=encoding, where=where, seed=seed or 0),
         limits=merged_limits(settings, concurrency=concurrency, rpm=rpm, tpm=tpm),

@@ -13,7 +13,7 @@ from the queue; a cancelled stream stops at the next token.
 
 **Threads** are chosen when the model loads, from what the machine offers then (`choose_threads`): every
 physical core this process may use on an idle machine, one fewer for each core other processes keep busy
-(the one-minute load average), at least one. `SKUFORGE_THREADS` or `n_threads=` overrides it. OpenMP is
+(measured over 0.3 s, `busy_cores`), at least one. `SKUFORGE_THREADS` or `n_threads=` overrides it. OpenMP is
 set to wait passively: with busy-waiting, two llama threads on a 2-core machine that something else also
 uses ran at 0.8 tok/s instead of 11 (measured, see README "What to expect from the local model").
 
@@ -80,20 +80,50 @@ def _cgroup_cpus() -> int | None:
     return max(1, int(int(quota) / int(period)))
 
 
-def choose_threads(load: float | None = None, cores: int | None = None) -> int:
+def choose_threads(busy: float | None = None, cores: int | None = None) -> int:
     """Threads for llama.cpp: all physical cores on an idle machine, one fewer per core already busy.
 
-    `load` is the one-minute load average (read now when not given), `cores` the physical cores this
-    process may use. On 2 cores: idle (load < 0.5) gives 2, busier gives 1. Measured on a 2-core machine
-    under a load of ~4 (other engineers' tests), with passive OpenMP waiting: 1 and 2 threads decode at the
-    same ~11 tok/s; without passive waiting 2 threads fell to 0.8 tok/s."""
+    `busy` is how many cores other processes keep busy (measured now by `busy_cores` when not given),
+    `cores` the physical cores this process may use. On 2 cores: idle (busy < 0.5) gives 2, busier gives 1.
+    Measured on a 2-core machine under a load of ~4 (other engineers' tests), with passive OpenMP waiting:
+    1 and 2 threads decode at the same ~11 tok/s; without passive waiting 2 threads fell to 0.8 tok/s."""
     cores = physical_cores() if cores is None else cores
-    if load is None:
+    busy = busy_cores() if busy is None else busy
+    return max(1, min(cores, cores - round(busy)))
+
+
+BUSY_WINDOW_S = 0.3
+
+
+def busy_cores(window: float = BUSY_WINDOW_S) -> float:
+    """The cores other processes keep busy now: the machine's busy CPU time over `window` seconds, less
+    this process's own, from /proc/stat; the one-minute load average where that cannot be read.
+
+    Not the load average alone: it lags a minute behind. Right after `scripts/setup.sh` compiled and
+    installed, an idle 2-core machine still shows a load of 1-2, and the demo ran on one thread (140 s
+    instead of 111 s)."""
+    try:
+        machine, own, started = _machine_busy_s(), _own_cpu_s(), time.monotonic()
+        time.sleep(window)
+        machine, own = _machine_busy_s() - machine, _own_cpu_s() - own
+        return max(0.0, (machine - own) / (time.monotonic() - started))
+    except (OSError, ValueError, IndexError):
         try:
-            load = os.getloadavg()[0]
+            return os.getloadavg()[0]
         except OSError:
-            load = 0.0
-    return max(1, min(cores, cores - round(load)))
+            return 0.0
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all CPUs spent busy since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _threads(requested: int | None) -> int:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ParamType = Literal["str", "int", "float", "bool", "list", "map"]
 
 RECIPE_KEYS = frozenset(
-    {"name", "version", "description", "params", "defaults", "allowed", "glossary", "steps"}
+    {"name", "version", "description", "params", "defaults", "allowed", "glossary", "local_model", "steps"}
 )
 
 
@@ -186,7 +186,22 @@ class RecipeSpec(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     allowed: dict[str, list[str]] = Field(default_factory=dict)
     glossary: list[str] = Field(default_factory=list)
+    local_model: str | None = Field(
+        None,
+        description="the packaged local model this recipe is measured best with; a run that names no model "
+        "(and whose config sets none) uses it when it is installed",
+    )
     steps: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("local_model")
+    @classmethod
+    def _known_local_model(cls, value: str | None) -> str | None:
+        from skuforge.providers.local_models import KNOWN_MODELS
+
+        if value is not None and value not in KNOWN_MODELS:
+            known = ", ".join(KNOWN_MODELS)
+            raise ValueError(f"local_model '{value}' is not a packaged model (known: {known})")
+        return value
 
     @field_validator("version", mode="before")
     @classmethod

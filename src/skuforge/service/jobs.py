@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from skuforge.config import Limits, Settings
 from skuforge.engine.spec import JobSpec, Selection
 from skuforge.errors import ConfigError
+from skuforge.providers.choice import choose_model
 from skuforge.recipes import load_recipe
 from skuforge.service.errors import ApiError
 from skuforge.store import Job, Store
@@ -90,7 +91,7 @@ def build_spec(
     load_recipe(req.recipe, settings.recipe_dirs)  # fails now, with the recipe's own message
     sheet: str | int | None = int(req.sheet) - 1 if req.sheet and req.sheet.isdigit() else req.sheet
     sample = (req.sample or trial_rows) if kind == "trial" else None
-    model = check_model(req.model or settings.model, settings)
+    model = check_model(choose_model(req.model, settings, req.recipe, settings.recipe_dirs).model, settings)
     launch.check_launch(
         req.mode, req.executor, model=model, kind=kind, settings=settings, ray_address=ray_address
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skuforge.catalog import open_catalog
 from skuforge.errors import NotFoundError, SkuforgeError
+from skuforge.providers.choice import choose_model
 from skuforge.recipes import load_recipe
 from skuforge.service import jobs as job_ops
 from skuforge.service.auth import Caller
@@ -69,9 +70,8 @@ async def token_stream(ctx: ServiceContext, req: TryRequest) -> AsyncIterator[by
         if request is None:
             yield sse("done", {"skipped": True, "message": "The recipe has nothing to ask for this product."})
             return
-        provider = get_provider(
-            job_ops.check_model(req.model or ctx.settings.model, ctx.settings), ctx.settings
-        )
+        chosen = choose_model(req.model, ctx.settings, req.recipe, ctx.settings.recipe_dirs).model
+        provider = get_provider(job_ops.check_model(chosen, ctx.settings), ctx.settings)
         yield sse("prompt", {"messages": [m.model_dump() for m in request.messages]})
         pieces: list[str] = []
         try:
