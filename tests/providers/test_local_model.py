@@ -14,6 +14,7 @@ import pytest
 from skuforge.providers.base import Message, Request
 from skuforge.providers.local import LocalProvider, shared_model
 from skuforge.providers.local_models import KNOWN_MODELS, ensure_model
+from skuforge.providers.local_runtime import PrefixStates
 
 ATTRIBUTES = {
     "type": "object",
@@ -98,3 +99,36 @@ def test_the_real_model_extracts_spans_from_one_shared_model_and_reuses_the_save
         assert all(v is None or v in title for v in answer.values())  # copied from the title, or null
     stats = shared_model("qwen2.5-0.5b").stats
     assert stats["prefix_saves"] >= 1 and stats["reused_tokens"] > 100  # the system prompt was read once
+
+
+@pytest.mark.local_model
+def test_a_shared_prefix_is_kept_the_first_time_and_a_saved_one_is_restored_before_reading_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = shared_model("qwen2.5-0.5b")
+    monkeypatch.setattr(model, "prefixes", PrefixStates())
+    read: list[int] = []
+    real_eval = model.llama.eval
+    monkeypatch.setattr(model.llama, "eval", lambda tokens: (read.append(len(tokens)), real_eval(tokens)))
+
+    def turns(*texts: str) -> list[dict[str, str]]:
+        roles = ["system"] + ["user", "assistant"] * len(texts)
+        return [{"role": r, "content": t} for r, t in zip(roles, texts, strict=False)]
+
+    system = "Copy each attribute of the product from its data, or null. " * 10
+    category = ("Kitchen kettle, 2 L, steel", '{"size": "2 L"}')
+    similar = ("Electric kettle with a long list of features for the kitchen, " * 4, '{"size": null}')
+    first = model.prompt_tokens(turns(system, *category, *similar, "Teapot, 1 L"))
+    marks = [i for i, t in enumerate(first) if t == first[0]]
+    with model.lock:
+        model.position(first, "t", shared_messages=3)  # the system prompt and the category's example
+        assert [len(p) for p in model.prefixes.saved] == [marks[3]]  # kept the first time it was read
+
+        model.position(model.prompt_tokens(turns("Something else entirely. " * 20, "hi")), "t")
+        read.clear()
+        restores = model.stats["prefix_restores"]
+        second = model.prompt_tokens(turns(system, *category, *similar, "Mug, 300 ml"))
+        held = model.position(second, "t", shared_messages=3)
+    assert model.stats["prefix_restores"] == restores + 1
+    assert held == marks[5]  # what the two prompts share, up to the start of the row's own turn
+    assert sum(read) == marks[5] - marks[3]  # only what the saved state lacked was read again

@@ -165,3 +165,33 @@ def test_a_row_that_stands_for_its_category_is_never_shown_as_its_own_example() 
     request = prepared.steps[0].build_request({**row, "Flavor": ""}, {}, {}, params, row_label="1")
     assert request is not None
     assert sum(row["title"] in m.content for m in request.messages) == 1  # only in its own turn
+
+
+def test_rows_of_a_category_share_its_examples_as_a_prefix_and_say_how_long_it_is() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params(
+        {"attributes": ",".join(ATTRIBUTES), "examples": 3}
+    )  # 2 standing, 1 similar
+    prepared = recipe.prepare(lambda: iter(CATALOG), params=params)
+    step = prepared.steps[0]
+    one = step.build_request(CATALOG[5], {}, {}, params, row_label="6")
+    other = step.build_request(
+        coffee("Maxwell House Original Roast, 30.6 Ounce"), {}, {}, params, row_label="7"
+    )
+    assert one is not None and other is not None
+    shared = one.shared_messages
+    assert shared == other.shared_messages == len(one.messages) - 3  # all but the similar row and the row
+    assert one.messages[:shared] == other.messages[:shared]
+
+
+def test_a_row_that_stands_for_its_category_gets_the_next_example_in_its_place() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 3})
+    prepared = recipe.prepare(lambda: iter(CATALOG), params=params)
+    step = prepared.steps[0]
+    first, second, third = step.pool.for_category("Coffee", 3)  # type: ignore[union-attr]
+    row = next(r for r in CATALOG if r["title"] == first.data["title"])
+    request = step.build_request({**row, "Flavor": ""}, {}, {}, params, row_label="1")
+    assert request is not None
+    shown = [m.content for m in request.messages[: request.shared_messages] if m.role == "user"]
+    assert second.data["title"] in shown[-2] and third.data["title"] in shown[-1]  # the next one stands in

@@ -21,11 +21,11 @@ class Message(BaseModel):
     content: str
 
 
-NOT_IN_KEY = frozenset({"tag", "sources", "extract_from"})
-"""Request fields left out of keys and signatures: `tag` and `sources` describe a request without changing
-the answer; `extract_from` is the product texts of the request's own last turn, so the messages already
-key it, and `canonical` keys *whether* it is set (requests of one step share a prefix signature, so they
-can be packed)."""
+NOT_IN_KEY = frozenset({"tag", "sources", "extract_from", "shared_messages"})
+"""Request fields left out of keys and signatures: `tag`, `sources` and `shared_messages` describe a
+request without changing the answer; `extract_from` is the product texts of the request's own last turn, so
+the messages already key it, and `canonical` keys *whether* it is set (requests of one step share a prefix
+signature, so they can be packed)."""
 
 
 class Request(BaseModel):
@@ -49,6 +49,13 @@ class Request(BaseModel):
         "that the constraint is on.",
     )
     tag: str | None = Field(None, description="a label for logs and mock servers; not part of the key")
+    shared_messages: int = Field(
+        0,
+        ge=0,
+        description="how many leading messages other requests of the step share (its system prompt and "
+        "fixed examples, and a category's examples): a local model keeps its state there the first time it "
+        "reads them; not part of the key",
+    )
     sources: list[dict[str, Any]] | None = Field(
         None,
         description="knowledge passages and examples the prompt quotes, recorded with the item; not part "

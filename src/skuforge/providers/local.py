@@ -255,11 +255,14 @@ class LocalProvider(Provider):
             shape = AnswerShape.build(request.json_schema, request.extract_from)
         if shape is not None:
             messages = [m.model_dump() for m in request.messages]
+            shared = request.shared_messages
             response = await self._in_turn(
-                model, model.extract, messages, shape, request.max_tokens, _tag(request)
+                model, model.extract, messages, shape, request.max_tokens, _tag(request), shared
             )
         else:
-            response = await self._in_turn(model, model.complete, self._params(request), _tag(request))
+            response = await self._in_turn(
+                model, model.complete, self._params(request), _tag(request), False, request.shared_messages
+            )
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Result(
@@ -332,7 +335,9 @@ class LocalProvider(Provider):
     ) -> None:
         try:
             with model.lock, self._errors():
-                chunks = model.complete(self._params(request), _tag(request), stream=True)
+                chunks = model.complete(
+                    self._params(request), _tag(request), stream=True, shared_messages=request.shared_messages
+                )
                 with contextlib.closing(chunks):
                     for text in iterate(chunks):
                         if stop.is_set():

@@ -9,7 +9,9 @@ thread-safe), and the saved key/value states of the prompts' long static prefixe
   message boundary, is evaluated once and its KV state saved. A later prompt that starts with a saved
   prefix restores the state (a few MB copied) instead of re-reading it, even after other steps, categories
   or callers (eval, `ask`, the console) have used the context in between. Consecutive prompts that share
-  more than a saved prefix reuse the context as it is.
+  more than a saved prefix reuse the context as it is, or restore the saved prefix and read only the rest.
+  A request may say how many of its first messages other requests share (`Request.shared_messages`: the
+  step's fixed part and its category's examples); that prefix is saved the first time it is read.
 - **Two ways to answer.** `complete` is llama-cpp-python's chat completion (JSON-schema grammar, streaming).
   `extract` decodes an extraction answer itself (see `providers.extraction`): every value null, a span of
   the product text or an allowed value; keys and separators are evaluated as one batch instead of token by
@@ -115,16 +117,23 @@ class LoadedModel:
         prompt, added_special = self._format(messages)
         return list(self.llama.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True))
 
-    def position(self, tokens: Sequence[int], tag: str = "") -> int:
+    def position(self, tokens: Sequence[int], tag: str = "", shared_messages: int = 0) -> int:
         """Make the context hold the longest reusable start of `tokens`; returns how many tokens it holds.
 
         The caller then evaluates the rest (`extract`) or lets llama-cpp-python find the same prefix
-        (`complete`). `tag` (the recipe step) is only for the statistics."""
+        (`complete`). `shared_messages` is the request's own hint of the messages other requests share
+        (saved the first time they are read, not the second); `tag` (the recipe step) is for statistics."""
         llama = self.llama
         held = _common(llama.input_ids[: llama.n_tokens], tokens)
         marks = [i for i, t in enumerate(tokens) if t == tokens[0]] if tokens else []
         saved, state = self.prefixes.longest(tokens)
         shared = self.prefixes.shared(tokens, marks)
+        if 0 < shared_messages < len(marks):
+            shared = max(shared, marks[shared_messages])
+        if state is not None and held < len(saved):
+            self._restore(saved, state)
+            self.stats["prefix_restores"] += 1
+            held = len(saved)
         if shared >= len(saved) + MIN_PREFIX:  # a new shared prefix: evaluate it (or cut back to it), save it
             keep = min(held, shared)
             llama.n_tokens = keep
@@ -134,10 +143,6 @@ class LoadedModel:
             self.prefixes.put(tuple(tokens[:shared]), self._save())
             self.stats["prefix_saves"] += 1
             held = shared
-        elif state is not None and held < len(saved):
-            self._restore(saved, state)
-            self.stats["prefix_restores"] += 1
-            held = len(saved)
         held = max(min(held, len(tokens) - 1), 0)  # one token at least is evaluated: fresh logits
         llama.n_tokens = held
         self.stats["reused_tokens"] += held
@@ -166,13 +171,20 @@ class LoadedModel:
 
     # -- the two ways to answer ------------------------------------------------------------------------
 
-    def complete(self, params: dict[str, Any], tag: str, stream: bool = False) -> Any:
+    def complete(
+        self, params: dict[str, Any], tag: str, stream: bool = False, shared_messages: int = 0
+    ) -> Any:
         """llama-cpp-python's chat completion, after restoring the tag's prefix state when that helps."""
-        self.position(self.prompt_tokens(params["messages"]), tag)
+        self.position(self.prompt_tokens(params["messages"]), tag, shared_messages)
         return self.llama.create_chat_completion(stream=stream, **params)
 
     def extract(
-        self, messages: list[dict[str, str]], shape: AnswerShape, max_tokens: int | None, tag: str
+        self,
+        messages: list[dict[str, str]],
+        shape: AnswerShape,
+        max_tokens: int | None,
+        tag: str,
+        shared_messages: int = 0,
     ) -> dict[str, Any]:
         """Decode an extraction answer greedily, keeping to `shape`; an OpenAI-style response dict."""
         started = time.perf_counter()
@@ -182,7 +194,7 @@ class LoadedModel:
             raise ValueError(
                 f"Requested tokens ({len(tokens)} + {budget}) exceed context window of {self.llama.n_ctx()}"
             )
-        reused = self.position(tokens, tag)
+        reused = self.position(tokens, tag, shared_messages)
         pending = list(tokens[reused:])
         cursor, out = Cursor(shape), bytearray()
         sampled = produced = 0

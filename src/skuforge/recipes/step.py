@@ -346,9 +346,10 @@ class Step:
         described = self._described_schema(ctx, source, schema, row_label)
         data = self._data(ctx, source, extra, row_label)
         system = prompt.system_text(*self._instructions(ctx, row_label), described)
+        examples, own = self._example_messages(ctx, targets, params, row_label, ask)
         messages = [  # built from checked values: constructed without re-validating them (per row, per step)
             Message.model_construct(role="system", content=system),
-            *self._example_messages(ctx, targets, params, row_label, ask),
+            *examples,
             Message.model_construct(
                 role="user", content=prompt.row_text(data, ask, preamble=not self.copies_values)
             ),
@@ -361,6 +362,7 @@ class Step:
             max_tokens=self._budget(ctx, data, row_label),
             temperature=0.0,
             tag=f"{self.recipe.name}.{self.name}",
+            shared_messages=1 + len(examples) - own,
         )
 
     def _budget(self, ctx: dict[str, Any], data: str, row_label: str) -> int:
@@ -512,7 +514,8 @@ class Step:
 
     def _example_messages(
         self, ctx: dict[str, Any], targets: list[str] | None, params: dict[str, Any], row_label: str, ask: str
-    ) -> list[Message]:
+    ) -> tuple[list[Message], int]:
+        """The example turns, and how many of the last ones were chosen for this row alone."""
         chosen = []
         for i, (when, data, answer) in enumerate(self._examples):
             if when is not None:
@@ -524,7 +527,7 @@ class Step:
         if targets is not None and self.spec.targets is not None and self.spec.targets.when == "missing":
             return self._extraction_examples(ctx, chosen, universe, targets, params)
         fill_null = self.spec.targets is None or self.spec.targets.when == "missing"
-        return prompt.example_turns(chosen, targets, universe, ask, fill_null)
+        return prompt.example_turns(chosen, targets, universe, ask, fill_null), 0
 
     # -- extraction: examples from the catalog, values copied from the data -----------------------------
 
@@ -573,9 +576,10 @@ class Step:
         universe: list[str],
         targets: list[str],
         params: dict[str, Any],
-    ) -> list[Message]:
+    ) -> tuple[list[Message], int]:
         """The recipe's examples whole, then the catalog's: those standing for the row's category (with the
-        category's attributes), then the filled rows most like this one (with this row's attributes)."""
+        category's attributes), then the filled rows most like this one (with this row's attributes); and
+        how many of the turns are this row's own (the most similar rows')."""
 
         def ask_for(keys: list[str]) -> str:
             return render(self._ask, {**ctx, "targets": keys}).strip() if self._ask is not None else ""
@@ -583,17 +587,21 @@ class Step:
         turns = prompt.stated_turns(chosen, universe, ask_for)
         k = int(params.get("examples") or 0)
         if self.pool is None or k <= 0:
-            return turns
+            return turns, 0
         row = ctx["row"]
         similar = min(k, SIMILAR_PER_ROW)
-        standing = self.pool.for_category(str(row.get("category") or ""), k - similar)
-        standing = [s for s in standing if s.text != self.pool.text_of(row)]  # never the row itself
+        # Never the row itself: a row that stands for its category is replaced by the next one, and the
+        # others keep the category's examples, a prefix its rows share.
+        own = self.pool.text_of(row)
+        standing = self.pool.for_category(str(row.get("category") or ""), k - similar + 1)
+        standing = [s for s in standing if s.text != own][: k - similar]
         keys = self.pool.targets(row, universe)
         for shot in standing:
             turns += prompt.shot_turns([(shot.data, {t: shot.values.get(t) for t in keys})], ask_for(keys))
+        before = len(turns)
         for shot in self.pool.pick(row, targets, similar, skip=standing):
             turns += prompt.shot_turns([(shot.data, {t: shot.values.get(t) for t in targets})], "")
-        return turns
+        return turns, len(turns) - before
 
     # -- answers ---------------------------------------------------------------------------------------
 
