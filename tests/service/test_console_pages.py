@@ -144,3 +144,17 @@ def test_the_job_page_offers_the_launch_options_a_trial_allows(console: TestClie
     assert launched.url.path.startswith("/jobs/") and 'id="live"' in launched.text
     run = wait_for(console, launched.url.path.rsplit("/", 1)[-1])
     assert run["plan"]["budget"] == 2.5 and run["mode"] == "online"
+
+
+def test_the_model_field_starts_empty_so_each_recipe_runs_on_its_own_default(console: TestClient) -> None:
+    with SAMPLE_XLSX.open("rb") as handle:
+        listing = console.get("/")
+        created = console.post(
+            "/console/upload", data={"csrf": csrf(listing.text)}, files={"file": ("feed.xlsx", handle)}
+        )
+    field = re.search(r'<input name="model"[^>]*>', created.text)
+    assert field is not None
+    assert 'value=""' in field.group(0) and "the recipe&#39;s default" in field.group(0)
+    assert "required" not in field.group(0)
+    on_try = re.search(r'<input name="model"[^>]*>', console.get("/try").text)
+    assert on_try is not None and 'value=""' in on_try.group(0)

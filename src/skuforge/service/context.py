@@ -55,6 +55,11 @@ class ServiceContext:
     def recipes_dir(self) -> Path:
         return _mkdir(self.home / "recipes")
 
+    def model_value(self) -> str:
+        """What the console's model field starts with: the config file's model, or empty, which lets each
+        recipe run on its own default (`providers.choice`: translate on the 1.5B model when installed)."""
+        return self.settings.model if "model" in self.settings.model_fields_set else ""
+
     def model_choices(self) -> list[str]:
         """Models offered in the console: the configured default first, then the options, then `fake:`."""
         names = [self.settings.model, *self.options.models, config.DEFAULT_MODEL, "fake:"]

@@ -123,6 +123,7 @@ def catalog_page(request: Request, _: ConsoleUser, catalog_id: str) -> Response:
         preview=preview,
         recipes=recipes,
         models=ctx.model_choices(),
+        model_value=ctx.model_value(),
         trial_rows=ctx.options.trial_rows,
     )
 
@@ -232,7 +233,13 @@ def try_page(request: Request, _: ConsoleUser, catalog: str | None = None) -> Re
     recipes = [r for r in list_recipes(ctx.settings.recipe_dirs) if r.problem is None]
     files = CatalogFiles(ctx.catalogs_dir, 0).list()
     return page(
-        request, "try.html", recipes=recipes, models=ctx.model_choices(), catalogs=files, chosen=catalog
+        request,
+        "try.html",
+        recipes=recipes,
+        models=ctx.model_choices(),
+        model_value=ctx.model_value(),
+        catalogs=files,
+        chosen=catalog,
     )
 
 

@@ -32,6 +32,7 @@ def form_choices(ctx: ServiceContext) -> dict[str, Any]:
         "catalogs": CatalogFiles(ctx.catalogs_dir, 0).list(),
         "recipes": [r for r in list_recipes(ctx.settings.recipe_dirs) if r.problem is None],
         "models": ctx.model_choices(),
+        "model_value": ctx.model_value(),
         "ray": bool(ctx.options.ray_address),
     }
 
