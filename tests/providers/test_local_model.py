@@ -41,13 +41,16 @@ def test_the_real_local_model_answers_schema_valid_json_and_counts_tokens_exactl
         max_tokens=80,
     )
 
-    async def run() -> tuple[str, int, int, str, list[str]]:
+    async def run() -> tuple[str, int, int, str, list[str], int]:
         async with LocalProvider.from_name("qwen2.5-0.5b", n_ctx=1024) as model:
             result = await model.generate(request)
+            again = await model.generate(request)
             pieces = [p async for p in model.stream(Request(messages=request.messages, max_tokens=4))]
-            return result.text, result.usage.input_tokens, result.usage.output_tokens, model.name, pieces
+            usage, cached = result.usage, again.usage.cached_input_tokens
+            return result.text, usage.input_tokens, usage.output_tokens, model.name, pieces, cached
 
-    text, tokens_in, tokens_out, name, pieces = asyncio.run(run())
+    text, tokens_in, tokens_out, name, pieces, cached = asyncio.run(run())
+    assert 0 < cached < tokens_in  # the same prompt again: all but its last token is not read again
     answer = orjson.loads(text)
     jsonschema.validate(answer, ATTRIBUTES)
     assert answer["size"] == "L"

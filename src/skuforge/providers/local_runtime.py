@@ -174,9 +174,13 @@ class LoadedModel:
     def complete(
         self, params: dict[str, Any], tag: str, stream: bool = False, shared_messages: int = 0
     ) -> Any:
-        """llama-cpp-python's chat completion, after restoring the tag's prefix state when that helps."""
-        self.position(self.prompt_tokens(params["messages"]), tag, shared_messages)
-        return self.llama.create_chat_completion(stream=stream, **params)
+        """llama-cpp-python's chat completion, after restoring the tag's prefix state when that helps; its
+        usage counts the prompt tokens that were not read again (`cached_tokens`)."""
+        held = self.position(self.prompt_tokens(params["messages"]), tag, shared_messages)
+        response = self.llama.create_chat_completion(stream=stream, **params)
+        if not stream and isinstance(response.get("usage"), dict):
+            response["usage"]["cached_tokens"] = held
+        return response
 
     def extract(
         self,
