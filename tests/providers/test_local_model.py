@@ -131,7 +131,7 @@ def test_a_shared_prefix_is_kept_the_first_time_and_a_saved_one_is_restored_befo
         read.clear()
         restores = model.stats["prefix_restores"]
         second = model.prompt_tokens(turns(system, *category, *similar, "Mug, 300 ml"))
-        held = model.position(second, "t", shared_messages=3)
+        held, fresh = model.position(second, "t", shared_messages=3)
     assert model.stats["prefix_restores"] == restores + 1
     assert held == marks[5]  # what the two prompts share, up to the start of the row's own turn
-    assert sum(read) == marks[5] - marks[3]  # only what the saved state lacked was read again
+    assert sum(read) == fresh == marks[5] - marks[3]  # only what the saved state lacked was read again

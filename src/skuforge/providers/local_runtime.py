@@ -117,14 +117,15 @@ class LoadedModel:
         prompt, added_special = self._format(messages)
         return list(self.llama.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True))
 
-    def position(self, tokens: Sequence[int], tag: str = "", shared_messages: int = 0) -> int:
-        """Make the context hold the longest reusable start of `tokens`; returns how many tokens it holds.
+    def position(self, tokens: Sequence[int], tag: str = "", shared_messages: int = 0) -> tuple[int, int]:
+        """Make the context hold the longest reusable start of `tokens`; returns how many tokens it holds
+        and how many of those it had to read now (a new shared prefix, read once to be saved).
 
         The caller then evaluates the rest (`extract`) or lets llama-cpp-python find the same prefix
         (`complete`). `shared_messages` is the request's own hint of the messages other requests share
         (saved the first time they are read, not the second); `tag` (the recipe step) is for statistics."""
         llama = self.llama
-        held = _common(llama.input_ids[: llama.n_tokens], tokens)
+        held, read = _common(llama.input_ids[: llama.n_tokens], tokens), 0
         marks = [i for i, t in enumerate(tokens) if t == tokens[0]] if tokens else []
         saved, state = self.prefixes.longest(tokens)
         shared = self.prefixes.shared(tokens, marks)
@@ -140,13 +141,15 @@ class LoadedModel:
             llama._ctx.kv_cache_seq_rm(0, keep, -1)
             if keep < shared:
                 llama.eval(list(tokens[keep:shared]))
+                read = shared - keep
             self.prefixes.put(tuple(tokens[:shared]), self._save())
             self.stats["prefix_saves"] += 1
             held = shared
-        held = max(min(held, len(tokens) - 1), 0)  # one token at least is evaluated: fresh logits
-        llama.n_tokens = held
-        self.stats["reused_tokens"] += held
-        return held
+        kept = max(min(held, len(tokens) - 1), 0)  # one token at least is evaluated: fresh logits
+        llama.n_tokens = kept
+        read = min(read, kept)
+        self.stats["reused_tokens"] += kept - read
+        return kept, read
 
     def _save(self) -> bytes:
         ctx = self.llama._ctx.ctx
@@ -176,10 +179,10 @@ class LoadedModel:
     ) -> Any:
         """llama-cpp-python's chat completion, after restoring the tag's prefix state when that helps; its
         usage counts the prompt tokens that were not read again (`cached_tokens`)."""
-        held = self.position(self.prompt_tokens(params["messages"]), tag, shared_messages)
+        held, read = self.position(self.prompt_tokens(params["messages"]), tag, shared_messages)
         response = self.llama.create_chat_completion(stream=stream, **params)
         if not stream and isinstance(response.get("usage"), dict):
-            response["usage"]["cached_tokens"] = held
+            response["usage"]["cached_tokens"] = held - read
         return response
 
     def extract(
@@ -198,7 +201,7 @@ class LoadedModel:
             raise ValueError(
                 f"Requested tokens ({len(tokens)} + {budget}) exceed context window of {self.llama.n_ctx()}"
             )
-        reused = self.position(tokens, tag, shared_messages)
+        reused, read = self.position(tokens, tag, shared_messages)
         pending = list(tokens[reused:])
         cursor, out = Cursor(shape), bytearray()
         sampled = produced = 0
@@ -228,7 +231,7 @@ class LoadedModel:
             "usage": {
                 "prompt_tokens": len(tokens),
                 "completion_tokens": produced,
-                "cached_tokens": reused,
+                "cached_tokens": reused - read,
                 "seconds": time.perf_counter() - started,
             },
         }
