@@ -143,3 +143,11 @@ def test_recipes_list_shows_the_builtins(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     for name in ("attributes", "selling_points", "faq", "title", "description", "translate"):
         assert f'"{name}"' in text
+
+
+def test_recipes_show_a_recipe_with_a_required_parameter_and_its_preferred_local_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, text = run_cli(capsys, "recipes", "show", "translate")
+    assert code == 0
+    assert "title@<locales>" in text and "local:qwen2.5-1.5b" in text

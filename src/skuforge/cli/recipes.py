@@ -70,11 +70,14 @@ def show(
     if source and Path(source).exists():
         out.print(Syntax(Path(source).read_text(encoding="utf-8"), "yaml", line_numbers=True))
     table = Table("step", "model", "output columns", "checks", title=f"{recipe.name} v{recipe.version}")
-    params = recipe.resolve_params({})
+    required = [n for n, p in recipe.param_specs.items() if p.required and p.default is None]
+    params = recipe.resolve_params({n: "<" + n + ">" for n in required})  # columns that name a param show it
+    preferred = recipe.spec.local_model
+    default = f"(job's model; local:{preferred} when installed)" if preferred else "(job's model)"
     for step in recipe.steps:
         table.add_row(
             step.name,
-            step.model or "(job's model)",
+            step.model or default,
             ", ".join(step.column_names(params)),
             ", ".join(c.check for c in step.checks),
         )
