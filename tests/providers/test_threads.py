@@ -68,3 +68,8 @@ def test_the_environment_overrides_the_rule(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SKUFORGE_THREADS", "many")
     with pytest.raises(ConfigError, match="SKUFORGE_THREADS"):
         _threads(None)
+
+
+def test_threads_spin_a_moment_only_when_they_have_every_core() -> None:
+    assert local.wait_policy(2, cores=2) is None  # libgomp's default: spin briefly, then sleep
+    assert local.wait_policy(1, cores=2) == "PASSIVE"  # beside a busy process: sleep at once

