@@ -86,8 +86,7 @@ def choose_threads(busy: float | None = None, cores: int | None = None) -> int:
 
     `busy` is how many cores other processes keep busy (measured now by `busy_cores` when not given),
     `cores` the physical cores this process may use. On 2 cores: idle (busy < 0.5) gives 2, busier gives 1.
-    Measured on a 2-core machine under a load of ~4 (other engineers' tests), with passive OpenMP waiting:
-    1 and 2 threads decode at the same ~11 tok/s; without passive waiting 2 threads fell to 0.8 tok/s."""
+    How the threads wait between steps follows from the count (`wait_policy`)."""
     cores = physical_cores() if cores is None else cores
     busy = busy_cores() if busy is None else busy
     return max(1, min(cores, cores - round(busy)))
