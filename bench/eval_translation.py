@@ -268,12 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out/eval-translation.html"))
     args = ap.parse_args(argv)
 
-    args.model = choose_model(args.model, load_settings(), args.recipe).model
+    recipe = load_recipe(args.recipe)
+    args.model = choose_model(args.model, load_settings(), recipe).model
     print(f"model: {args.model}", file=sys.stderr)
     every = load_pairs(args.pairs, locale=args.locale)
     pairs = split(every, args.part, args.seed)[: args.n]
     pool = split(every, "dev", args.seed)
-    recipe = load_recipe(args.recipe)
     given = dict(s.split("=", 1) for s in args.sets)
     chain = RecipeChain(recipe, translate_params(recipe, args.locale, given), args.locale)
     convert = None

@@ -10,7 +10,7 @@ import pytest
 from skuforge.config import DEFAULT_MODEL, Settings
 from skuforge.errors import RecipeError
 from skuforge.providers import local_models
-from skuforge.providers.choice import choose_model
+from skuforge.providers.choice import ModelChoice, choose_model
 from skuforge.recipes import load_recipe
 from skuforge.service.jobs import JobRequest, build_spec
 
@@ -38,13 +38,13 @@ def test_translate_prefers_the_larger_local_model() -> None:
 
 def test_a_run_without_a_model_translates_on_the_larger_model_when_it_is_installed(cache: Path) -> None:
     install_large(cache)
-    choice = choose_model(None, Settings(), "translate")
+    choice = choose_model(None, Settings(), load_recipe("translate"))
     assert choice.model == f"local:{LARGE}"
     assert choice.note and "measured best" in choice.note and "--model" in choice.note
 
 
 def test_without_the_larger_model_the_run_keeps_the_default_and_says_how_to_install_it(cache: Path) -> None:
-    choice = choose_model(None, Settings(), "translate")
+    choice = choose_model(None, Settings(), load_recipe("translate"))
     assert choice.model == DEFAULT_MODEL
     assert choice.note and f"skuforge models install {LARGE}" in choice.note
     assert "skuforge[local-large]" in choice.note
@@ -52,16 +52,16 @@ def test_without_the_larger_model_the_run_keeps_the_default_and_says_how_to_inst
 
 def test_a_named_model_or_the_configs_model_always_wins(cache: Path) -> None:
     install_large(cache)
-    assert choose_model("fake:", Settings(), "translate").model == "fake:"
+    assert choose_model("fake:", Settings(), load_recipe("translate")).model == "fake:"
     configured = Settings.model_validate({"model": "local:qwen2.5-0.5b"})
-    assert choose_model(None, configured, "translate").model == "local:qwen2.5-0.5b"
-    assert choose_model(None, configured, "translate").note is None
+    assert choose_model(None, configured, load_recipe("translate")).model == "local:qwen2.5-0.5b"
+    assert choose_model(None, configured, load_recipe("translate")).note is None
 
 
 def test_recipes_without_a_preference_run_on_the_default(cache: Path) -> None:
     install_large(cache)
-    assert choose_model(None, Settings(), "attributes") == choose_model(None, Settings(), "title")
-    assert choose_model(None, Settings(), "attributes").model == DEFAULT_MODEL
+    for name in ("attributes", "title"):
+        assert choose_model(None, Settings(), load_recipe(name)) == ModelChoice(DEFAULT_MODEL)
 
 
 def test_the_service_chooses_the_same_way(cache: Path) -> None:

@@ -126,9 +126,9 @@ def model_choice(
 ) -> str:
     """The run's model (`providers.choice`), with a note when the recipe's own local model decided it."""
     from skuforge.providers.choice import choose_model
+    from skuforge.recipes import load_recipe
 
-    dirs = [*settings.recipe_dirs, *(recipe_dir or [])]
-    choice = choose_model(model, settings, recipe, dirs)
+    choice = choose_model(model, settings, load_recipe(recipe, [*settings.recipe_dirs, *(recipe_dir or [])]))
     if choice.note and not quiet:
         console.print(f"[yellow]Note:[/] {choice.note}", highlight=False)
     return choice.model

@@ -8,12 +8,14 @@ job is created, and stored with it, so a resumed job keeps its model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skuforge.config import Settings
 from skuforge.providers import local_models
+
+if TYPE_CHECKING:
+    from skuforge.recipes import Recipe
 
 
 @dataclass(frozen=True)
@@ -23,18 +25,13 @@ class ModelChoice:
     """What the user should know about the choice (the recipe's model chosen, or missing), or None."""
 
 
-def choose_model(
-    given: str | None, settings: Settings, recipe: str, dirs: Sequence[Path | str] = ()
-) -> ModelChoice:
+def choose_model(given: str | None, settings: Settings, recipe: Recipe) -> ModelChoice:
     """The model for a run of `recipe`; `given` is the model the run names (None: it names none)."""
     if given:
         return ModelChoice(given)
     if "model" in settings.model_fields_set:
         return ModelChoice(settings.model)
-    from skuforge.recipes.loader import load_recipe
-
-    loaded = load_recipe(recipe, dirs)
-    preferred, name = loaded.spec.local_model, loaded.name
+    preferred, name = recipe.spec.local_model, recipe.name
     if not preferred or f"local:{preferred}" == settings.model:
         return ModelChoice(settings.model)
     if local_models.is_installed(preferred):

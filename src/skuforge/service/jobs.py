@@ -88,10 +88,10 @@ def build_spec(
     """The job spec for a request; `ray_address` is the service's cluster (None: Ray is not offered)."""
     from skuforge.service import launch
 
-    load_recipe(req.recipe, settings.recipe_dirs)  # fails now, with the recipe's own message
+    recipe = load_recipe(req.recipe, settings.recipe_dirs)  # fails now, with the recipe's own message
     sheet: str | int | None = int(req.sheet) - 1 if req.sheet and req.sheet.isdigit() else req.sheet
     sample = (req.sample or trial_rows) if kind == "trial" else None
-    model = check_model(choose_model(req.model, settings, req.recipe, settings.recipe_dirs).model, settings)
+    model = check_model(choose_model(req.model, settings, recipe).model, settings)
     launch.check_launch(
         req.mode, req.executor, model=model, kind=kind, settings=settings, ray_address=ray_address
     )

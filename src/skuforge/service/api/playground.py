@@ -70,7 +70,7 @@ async def token_stream(ctx: ServiceContext, req: TryRequest) -> AsyncIterator[by
         if request is None:
             yield sse("done", {"skipped": True, "message": "The recipe has nothing to ask for this product."})
             return
-        chosen = choose_model(req.model, ctx.settings, req.recipe, ctx.settings.recipe_dirs).model
+        chosen = choose_model(req.model, ctx.settings, recipe).model
         provider = get_provider(job_ops.check_model(chosen, ctx.settings), ctx.settings)
         yield sse("prompt", {"messages": [m.model_dump() for m in request.messages]})
         pieces: list[str] = []
