@@ -21,6 +21,12 @@ def trigrams(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKUFORGE_EXAMPLE_SIMILARITY", "trigrams")
 
 
+@pytest.fixture
+def own_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Categories this small stand for themselves (by default they share the whole catalog's examples)."""
+    monkeypatch.setattr(catalog_examples, "STANDING_MIN_ROWS", 1)
+
+
 def coffee(title: str, **values: str) -> dict[str, Any]:
     return {"title": title, "category": "Coffee", **{a: "" for a in ATTRIBUTES}, **values}
 
@@ -76,12 +82,26 @@ def test_the_most_similar_filled_row_comes_last_next_to_the_product() -> None:
     )  # shares "Folgers ... Roast ... 24.2 Ounce"
 
 
+@pytest.mark.usefixtures("own_examples")
 def test_standing_examples_of_a_category_are_the_same_for_every_row_and_cover_its_attributes() -> None:
     built = pool()
     first, again = built.for_category("Coffee", 3), built.for_category("Coffee", 3)
     assert first == again
     covered = set().union(*(s.values for s in first))
     assert {"Brand", "Roast type", "Net content", "Flavor"} <= covered
+
+
+def test_rows_of_small_categories_share_examples_chosen_from_the_whole_catalog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog_examples, "STANDING_MIN_ROWS", 6)  # Coffee has 5 rows, Shoes 1
+    built = pool()
+    shared = built.for_category("Coffee", 5)
+    assert built.for_category("Shoes", 5) == shared  # one prefix for both
+    assert {s.category for s in shared} == {"Coffee", "Shoes"}
+    monkeypatch.setattr(catalog_examples, "STANDING_MIN_ROWS", 5)
+    built = pool()
+    assert {s.category for s in built.for_category("Coffee", 3)} == {"Coffee"}  # enough rows of its own
 
 
 def test_a_category_with_enough_rows_is_not_asked_for_attributes_it_never_fills(
@@ -156,6 +176,7 @@ def test_the_examples_answer_with_catalog_values_and_nulls_for_what_the_row_lack
     assert shot["Brand"] == "Folgers" and shot["Flavor"] is None
 
 
+@pytest.mark.usefixtures("own_examples")
 def test_a_row_that_stands_for_its_category_is_never_shown_as_its_own_example() -> None:
     recipe = load_recipe("attributes")
     params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 4})
@@ -184,6 +205,7 @@ def test_rows_of_a_category_share_its_examples_as_a_prefix_and_say_how_long_it_i
     assert one.messages[:shared] == other.messages[:shared]
 
 
+@pytest.mark.usefixtures("own_examples")
 def test_a_row_that_stands_for_its_category_gets_the_next_example_in_its_place() -> None:
     recipe = load_recipe("attributes")
     params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 3})

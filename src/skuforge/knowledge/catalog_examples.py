@@ -47,6 +47,10 @@ RELEVANT_AFTER = 10
 """Rows a category needs in the catalog before its never-filled attributes stop being asked."""
 CLOSED_MIN_FILLED = 20
 CLOSED_MAX_VALUES = 24
+STANDING_MIN_ROWS = 10
+"""Rows a category needs in the catalog before its own rows stand for it; the rows of smaller categories
+share examples chosen from the whole catalog (in a small category most rows would be examples themselves, and
+each one's examples would then differ from the others', so no prefix would be shared)."""
 MAX_SHOT_CHARS = 400
 """Each field of an example is cut to this many characters, so examples stay cheap to read."""
 
@@ -170,6 +174,7 @@ class ExamplePool:
         embedder: str = "",
         rows_read: int = 0,
         vectors: np.ndarray | None = None,
+        category_rows: dict[str, int] | None = None,
     ) -> None:
         self.shots = shots
         self.fields = list(fields) if fields is not None else sorted({f for s in shots for f in s.data})
@@ -181,7 +186,8 @@ class ExamplePool:
         self.relevant = relevant or {}
         self.embedder = embedder
         self.rows_read = rows_read
-        self._standing: dict[tuple[str, int], list[Shot]] = {}
+        self.category_rows = category_rows or {}
+        self._standing: dict[tuple[str | None, int], list[Shot]] = {}
         self._by_category: dict[str, list[int]] = defaultdict(list)
         for i, shot in enumerate(shots):
             self._by_category[shot.category].append(i)
@@ -216,6 +222,7 @@ class ExamplePool:
             fields=fields,
             embedder=name,
             rows_read=scan.rows,
+            category_rows=dict(scan.category_rows),
         )
 
     def __len__(self) -> int:
@@ -231,6 +238,7 @@ class ExamplePool:
             "embedder": self.embedder,
             "fields": self.fields,
             "rows_read": self.rows_read,
+            "category_rows": self.category_rows,
             "closed": self.closed,
             "relevant": {cat: sorted(names) for cat, names in self.relevant.items()},
             "shots": [asdict(shot) for shot in self.shots],
@@ -261,6 +269,7 @@ class ExamplePool:
             embedder=name,
             rows_read=body["rows_read"],
             vectors=vectors,
+            category_rows=body.get("category_rows"),
         )
 
     def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
@@ -276,10 +285,15 @@ class ExamplePool:
 
     def for_category(self, category: str, m: int) -> list[Shot]:
         """m examples that stand for a category, the same for every row of it (so a provider can keep them
-        cached): each next one states the most attributes the ones before did not, then the most in all."""
-        key = (category, m)
+        cached): each next one states the most attributes the ones before did not, then the most in all.
+        A category with fewer than STANDING_MIN_ROWS rows in the catalog gets the whole catalog's, which
+        all such categories share."""
+        rows = self.category_rows.get(category)
+        scope = None if rows is not None and rows < STANDING_MIN_ROWS else category  # None: whole catalog
+        key = (scope, m)
         if key not in self._standing:
-            candidates = [self.shots[i] for i in self._by_category.get(category, [])]
+            indexes = self._by_category.get(category, []) if scope is not None else range(len(self.shots))
+            candidates = [self.shots[i] for i in indexes]
             chosen: list[Shot] = []
             covered: set[str] = set()
             for _ in range(min(m, len(candidates))):
