@@ -126,5 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def console() -> None:
+    """The `skuforge` console script: `main`, then exit without the interpreter's last garbage collection,
+    which walks every object the command allocated (0.14 s of the 0.16 s a 2,000-row run spent exiting,
+    bench S1). Files, connections and the store are closed by then; objects are still freed by their
+    reference counts. (Not in `main`, which tests call in-process: there it would keep their garbage.)"""
+    import gc
+
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
