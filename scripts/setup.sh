@@ -55,7 +55,7 @@ fi
 INSTALL="$EXTRAS"
 if large && [[ ",$EXTRAS," != *",local-large,"* ]]; then INSTALL="$EXTRAS,local-large"; fi
 # The package is installed editable, so only a changed pyproject.toml (or other extras) needs pip again:
-# a set-up that has nothing to install takes about a second instead of five.
+# a set-up that has nothing to install takes about a second instead of five. Delete the stamp to force pip.
 STAMP=.venv/.skuforge-installed
 WANT="$(sha256sum pyproject.toml | cut -d' ' -f1) $INSTALL"
 if [ -f "$STAMP" ] && grep -qxF "$WANT" "$STAMP" && .venv/bin/python -c "import skuforge" 2>/dev/null; then
