@@ -28,6 +28,12 @@ def test_a_material_is_not_a_colour() -> None:
     assert flagged({"color": "纯棉", "material": "白色"}) == ["color", "material"]
 
 
+def test_a_chinese_colour_that_names_a_material_must_end_with_a_colour_word() -> None:
+    assert flagged({"color": "黑柚木柄"}) == ["color"]  # "black teak handle", from 经典黑柚木柄珐琅杯
+    for colour in ["陶瓷白", "木纹色", "磨砂黑", "玫瑰金", "白/红色", "Bronze"]:
+        assert flagged({"color": colour}) == [], colour
+
+
 def test_other_attributes_and_nulls_are_not_judged() -> None:
     assert flagged({"size": "XL", "brand": "Nike", "material": None}) == []
 
@@ -44,6 +50,17 @@ OA_MINE = Path(__file__).resolve().parents[1] / "fixtures" / "checks" / "oa_mine
 def reasons(row: dict[str, object], output: dict[str, object]) -> dict[str, str]:
     check = build(CheckSpec(check="attribute_kind"))
     return {f.field or "": f.reason for f in check(CheckItem(row=row, output=output)) if not f.ok}
+
+
+def test_a_bare_number_the_title_writes_only_as_a_pack_count_is_not_a_size() -> None:
+    clamps = {"title": "Industro Stainless Steel 304 Hose Clamps, 10 Pack, 13-19 mm"}
+    assert "pack count" in reasons(clamps, {"size": "10"})["size"]
+    cups = {"title": "6个装 加厚玻璃杯 350ml"}
+    assert "pack count" in reasons(cups, {"size": "6"})["size"]
+    bottles = {"title": "Water Bottle, 2 Pack, 2 L"}  # "2" is also the litres: not judged
+    assert reasons(bottles, {"size": "2"}) == {}
+    ball = {"title": "Mikasa VSO2000 FIVB Replica Volleyball, Official Size 5, 2 Pack"}
+    assert reasons(ball, {"size": "5"}) == {}
 
 
 def test_the_wrong_values_a_merchandiser_saw_in_the_sample_run_are_flagged() -> None:

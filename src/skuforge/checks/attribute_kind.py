@@ -5,7 +5,8 @@ Small models put the wrong fact in the right slot: "3000K" as a bulb's material,
 
 - a material must name a known material (the bilingual vocabulary the grounding check uses) and be no more
   than that ("Polyester Gym Duffel with Mat Pocket" is a description);
-- a colour must contain a colour word (`data/colors.yaml`);
+- a colour must contain a colour word (`data/colors.yaml`), and a Chinese one that names a material must end
+  with one (`黑柚木柄`, "black teak handle", is not a colour; `陶瓷白` is);
 - a brand must not be a product phrase: it may not contain the product type the title names, nor be the
   title's whole first phrase (`checks.merchandising`);
 - a size must not be a pack count, a model number, or a number the title uses only inside a model name;
@@ -44,6 +45,20 @@ def is_color(value: str) -> bool:
     return bool(latin.search(value)) or any(word in value for word in chinese)
 
 
+def colour_problem(value: str) -> str | None:
+    """Why a Chinese value with a colour word in it is still not a colour, or None: it names a material
+    and does not end with a colour word (`黑柚木柄`, a black teak handle; `陶瓷白`, `木纹色` are colours)."""
+    text = value.strip()
+    _, chinese = _colors()
+    if not _CJK.search(text) or any(text.endswith(word) for word in chinese):
+        return None
+    found = vocabulary().find(text)
+    return f"'{value}' names a material ({found[0][1]}), not a colour." if found else None
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
 def is_material(value: str) -> bool:
     return bool(vocabulary().find(value))
 
@@ -78,8 +93,8 @@ class AttributeKind:
         reason = None
         if name in self.materials:
             reason = material_problem(value) if is_material(value) else _not_a(value, field, "material")
-        elif name in self.colors and not is_color(value):
-            reason = _not_a(value, field, "colour")
+        elif name in self.colors:
+            reason = _not_a(value, field, "colour") if not is_color(value) else colour_problem(value)
         elif name in self.brands:
             reason = brand_problem(value, title)
         elif name in self.sizes:

@@ -37,6 +37,10 @@ _COUNT = re.compile(
     r"pairs?|lots?)\.?|\d+\s*(?:件|个|只|支|装|套|双))\s*$",
     re.IGNORECASE,
 )  # how many items come in the package; a content count ("365 Count", "90 粒") is the size of a bottle
+_COUNT_AT = re.compile(
+    r"\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|units?|sets?|pairs?|lots?)\b|\d+\s*(?:件|个|只|支|装|套|双)",
+    re.IGNORECASE,
+)  # a number the title writes as a pack count ("10 Pack", "6个装")
 _SIZE_WORD = re.compile(
     r"^(?:\d+(?:[.,/]\d+)?\s*(?:mm|cm|m|in|inch|inches|ft|ml|l|oz|fl\.?\s*oz|g|kg|lb|lbs|gal|qt|"
     r'["\'”]|码|号|寸|英寸|厘米|毫米|米|升|毫升|克|千克)|(?:us|eu|uk|cn|jp)\s*\d.*|x*[sml]|x{0,3}l|\d*xl)$',
@@ -85,7 +89,7 @@ def _singular(word: str) -> str:
 def size_problem(value: str, title: str) -> str | None:
     """Why `value` is not a size of the product titled `title`, or None."""
     text = value.strip()
-    if _COUNT.match(text):
+    if _COUNT.match(text) or _counted_in(text, title):
         return f"'{value}' is a pack count, not a size."
     if _MODEL_NUMBER.match(text) and not _SIZE_WORD.match(text) and len(text) >= 4:
         return f"'{value}' looks like a model number, not a size."
@@ -94,6 +98,14 @@ def size_problem(value: str, title: str) -> str | None:
     if number and title and not written and _model_name_number(number.group(0), title):
         return f"'{value}': {number.group(0)} is part of a model name in the title, not a size."
     return None
+
+
+def _counted_in(text: str, title: str) -> bool:
+    """True when `text` is a bare number that the title writes only as a pack count ("10" of "10 Pack")."""
+    if not _NUMBER.fullmatch(text):
+        return False
+    uses = [m.start() for m in re.finditer(rf"(?<![\d.]){re.escape(text)}(?![\d.])", title)]
+    return bool(uses) and all(_COUNT_AT.match(title, at) for at in uses)
 
 
 def _model_name_number(number: str, title: str) -> bool:
