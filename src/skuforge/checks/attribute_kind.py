@@ -56,9 +56,6 @@ def colour_problem(value: str) -> str | None:
     return f"'{value}' names a material ({found[0][1]}), not a colour." if found else None
 
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
 def is_material(value: str) -> bool:
     return bool(vocabulary().find(value))
 

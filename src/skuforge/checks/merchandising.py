@@ -32,15 +32,14 @@ from skuforge.checks.grounding import vocabulary
 
 _WORD = re.compile(r"[^\W\d_][\w'’&.+-]*", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
+# a number of items in the package: "10 Pack", "6个装"
+_PACKED = (
+    r"\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|units?|sets?|pairs?|lots?)\b\.?|\d+\s*(?:件|个|只|支|装|套|双)"
+)
 _COUNT = re.compile(
-    r"^\s*(?:(?:pack|set|box|case|bundle|lot)\s+of\s+\d+|\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|units?|sets?|"
-    r"pairs?|lots?)\.?|\d+\s*(?:件|个|只|支|装|套|双))\s*$",
-    re.IGNORECASE,
+    rf"^\s*(?:(?:pack|set|box|case|bundle|lot)\s+of\s+\d+|{_PACKED})\s*$", re.IGNORECASE
 )  # how many items come in the package; a content count ("365 Count", "90 粒") is the size of a bottle
-_COUNT_AT = re.compile(
-    r"\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|units?|sets?|pairs?|lots?)\b|\d+\s*(?:件|个|只|支|装|套|双)",
-    re.IGNORECASE,
-)  # a number the title writes as a pack count ("10 Pack", "6个装")
+_COUNT_AT = re.compile(_PACKED, re.IGNORECASE)  # a number the title writes as a pack count ("10 Pack")
 _SIZE_WORD = re.compile(
     r"^(?:\d+(?:[.,/]\d+)?\s*(?:mm|cm|m|in|inch|inches|ft|ml|l|oz|fl\.?\s*oz|g|kg|lb|lbs|gal|qt|"
     r'["\'”]|码|号|寸|英寸|厘米|毫米|米|升|毫升|克|千克)|(?:us|eu|uk|cn|jp)\s*\d.*|x*[sml]|x{0,3}l|\d*xl)$',
