@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from skuforge.errors import OutputError, RecipeError
 from skuforge.recipes import load_recipe
+from skuforge.recipes.answer import check_schema
 
 
 def _step():
@@ -87,3 +91,21 @@ def test_map_params_accept_the_cli_form_and_json() -> None:
     cli = recipe.resolve_params({"allowed": "color=red|blue; material=cotton"})["allowed"]
     assert cli == {"color": ["red", "blue"], "material": ["cotton"]}
     assert recipe.resolve_params({"allowed": '{"color": ["red"]}'})["allowed"] == {"color": ["red"]}
+
+
+def test_a_schema_that_is_not_json_schema_is_reported_with_the_reason() -> None:
+    assert check_schema({"type": "object", "properties": {"title": {"type": "string"}}}) is None
+    reason = check_schema({"type": "object", "properties": {"title": {"type": "text"}}})
+    assert reason is not None and "'text'" in reason
+
+
+def test_a_run_with_valid_schemas_and_answers_never_loads_the_pure_python_validator() -> None:
+    code = (
+        "import sys\n"
+        "from skuforge.recipes import load_recipe\n"
+        "step = load_recipe('title').steps[0]\n"
+        'step.parse(\'{"title": "Nike Pegasus 40"}\')\n'
+        "print('jsonschema' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # imported only to explain an invalid schema or answer

@@ -13,9 +13,6 @@ from collections import OrderedDict
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import SchemaError
-from jsonschema.exceptions import best_match as _best_match
 
 from skuforge.errors import OutputError
 
@@ -46,12 +43,30 @@ def extract_json(text: str) -> Any:
 
 
 def check_schema(schema: dict[str, Any]) -> str | None:
-    """None when `schema` is a valid JSON Schema, else the reason."""
+    """None when `schema` is a valid JSON Schema, else the reason (in the pure-Python jsonschema's words,
+    which is imported only then: a run whose schemas and answers are valid never loads it, about 30 ms)."""
+    fast = _fast_module()
+    try:
+        if fast is not None and fast.meta.is_valid(schema):
+            return None
+    except Exception:  # a draft jsonschema-rs does not know: the pure-Python check decides
+        pass
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return exc.message
     return None
+
+
+def _fast_module() -> Any:
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs
 
 
 def _path(error: Any) -> str:
@@ -67,17 +82,20 @@ class _Compiled:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self.full = validators.validator_for(schema, default=Draft202012Validator)(schema)
+        self.full: Any = None  # built on the first answer jsonschema-rs finds invalid (or cannot judge)
+        fast = _fast_module()
         try:
-            import jsonschema_rs
-
-            self.fast: Any = jsonschema_rs.validator_for(schema)
+            self.fast: Any = fast.validator_for(schema) if fast is not None else None
         except Exception:  # not installed, or a schema it does not take: the full validator decides
             self.fast = None
 
     def errors(self, value: Any) -> list[Any]:
         if self.fast is not None and self.fast.is_valid(value):
             return []
+        if self.full is None:
+            from jsonschema import Draft202012Validator, validators
+
+            self.full = validators.validator_for(self.schema, default=Draft202012Validator)(self.schema)
         return list(self.full.iter_errors(value))
 
 
@@ -112,9 +130,12 @@ def schema_errors(value: Any, schema: dict[str, Any]) -> list[Any]:
 
 def validate(value: Any, schema: dict[str, Any], *, step: str, raw: str) -> Any:
     """Return `value` when it matches `schema`; else an OutputError that says where and why."""
-    error = _best_match(schema_errors(value, schema))
-    if error is None:
+    errors = schema_errors(value, schema)
+    if not errors:
         return value
+    from jsonschema.exceptions import best_match
+
+    error = best_match(errors)
     raise OutputError(
         f"Output of step '{step}' does not match its schema: {_path(error)}: {error.message}.",
         "The item gets one repair attempt; if it keeps failing, simplify the output schema or use a larger "
