@@ -63,6 +63,20 @@ def test_a_bare_number_the_title_writes_only_as_a_pack_count_is_not_a_size() -> 
     assert reasons(ball, {"size": "5"}) == {}
 
 
+def test_a_word_the_text_uses_only_for_how_the_product_folds_is_not_a_size() -> None:
+    hammock = {
+        "title": "Poolmaster Vinyl Water Hammock, Blue",
+        "description": "Floats flat on the water; folds small for storage.",
+    }
+    assert reasons(hammock, {"size": "small"}) == {
+        "size": "'small' says how the product folds or packs ('folds small'), not its size."
+    }
+    assert reasons(hammock, {"size": "flat"}) == {}  # "floats flat" is not how it packs; not judged here
+    tent = {"title": "Trail Tent, Small", "description": "Packs down small."}
+    assert reasons(tent, {"size": "Small"}) == {}  # the title also says it is the small one
+    assert reasons({"title": "Compact Umbrella", "notes": "folds compact"}, {"size": "compact"}) == {}
+
+
 def test_the_wrong_values_a_merchandiser_saw_in_the_sample_run_are_flagged() -> None:
     bag = {"title": "Starter Yoga Bag, Iron Grey, Polyester Gym Duffel with Mat Pocket"}
     assert set(

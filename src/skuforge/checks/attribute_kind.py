@@ -9,7 +9,8 @@ Small models put the wrong fact in the right slot: "3000K" as a bulb's material,
   with one (`黑柚木柄`, "black teak handle", is not a colour; `陶瓷白` is);
 - a brand must not be a product phrase: it may not contain the product type the title names, nor be the
   title's whole first phrase (`checks.merchandising`);
-- a size must not be a pack count, a model number, or a number the title uses only inside a model name;
+- a size must not be a pack count, a model number, a number the title uses only inside a model name, or a
+  word the product's text uses only for how it folds or packs ("folds small for storage");
 - a weight must have a mass in it.
 
 Other attributes are not judged. Params: `materials`, `colors`, `brands`, `sizes`, `weights` (the attribute
@@ -29,6 +30,7 @@ import yaml
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.grounding import vocabulary
 from skuforge.checks.merchandising import brand_problem, material_problem, size_problem, weight_problem
+from skuforge.checks.outputs import row_text
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -79,11 +81,13 @@ class AttributeKind:
         if not isinstance(item.output, dict):
             return []
         title = _title(item.row)
-        findings = [self._judge(str(field), value, title) for field, value in item.output.items()]
+        sized = any(str(field).casefold() in self.sizes for field in item.output)
+        data = row_text(item.row) if sized else ""
+        findings = [self._judge(str(field), value, title, data) for field, value in item.output.items()]
         bad = [f for f in findings if f is not None]
         return bad or [Finding(check=self.name, ok=True, action=self.action)]
 
-    def _judge(self, field: str, value: Any, title: str) -> Finding | None:
+    def _judge(self, field: str, value: Any, title: str, data: str) -> Finding | None:
         if not isinstance(value, str) or not value.strip() or value.strip().casefold() in self.allow:
             return None
         name = field.casefold()
@@ -95,7 +99,7 @@ class AttributeKind:
         elif name in self.brands:
             reason = brand_problem(value, title)
         elif name in self.sizes:
-            reason = size_problem(value, title)
+            reason = size_problem(value, title, data)
         elif name in self.weights:
             reason = weight_problem(value)
         if reason is None:

@@ -46,6 +46,12 @@ _SIZE_WORD = re.compile(
     re.IGNORECASE,
 )
 _MODEL_NUMBER = re.compile(r"^(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$")
+_SIZE_ADJECTIVE = re.compile(r"small|smaller|compact|tiny|flat|slim|mini", re.IGNORECASE)
+_PACKING = re.compile(
+    r"\b(?:folds?|folded|folding|packs?|packed|packing|rolls?|rolled|collapses?|collapsed|stores?|stored)"
+    r"(?:\s+(?:up|down|away|flat))?\s+(?:very\s+|really\s+|super\s+)?$",
+    re.IGNORECASE,
+)  # "folds small": how it packs away, not the size it is
 _SIZE_CONTEXT = {"size", "sz", "us", "eu", "uk", "cn", "no", "no.", "#", "尺码", "码"}
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
@@ -85,11 +91,14 @@ def _singular(word: str) -> str:
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
-def size_problem(value: str, title: str) -> str | None:
-    """Why `value` is not a size of the product titled `title`, or None."""
+def size_problem(value: str, title: str, data: str = "") -> str | None:
+    """Why `value` is not a size of the product titled `title` (with all of its text `data`), or None."""
     text = value.strip()
     if _COUNT.match(text) or _counted_in(text, title):
         return f"'{value}' is a pack count, not a size."
+    folded = _folded(text, data or title)
+    if folded:
+        return f"'{value}' says how the product folds or packs ('{folded}'), not its size."
     if _MODEL_NUMBER.match(text) and not _SIZE_WORD.match(text) and len(text) >= 4:
         return f"'{value}' looks like a model number, not a size."
     number = _NUMBER.search(text)
@@ -97,6 +106,20 @@ def size_problem(value: str, title: str) -> str | None:
     if number and title and not written and _model_name_number(number.group(0), title):
         return f"'{value}': {number.group(0)} is part of a model name in the title, not a size."
     return None
+
+
+def _folded(text: str, data: str) -> str | None:
+    """The phrase, when `text` is a size word that `data` uses only for how the product folds or packs
+    ("folds small for storage", "packs down compact")."""
+    if not _SIZE_ADJECTIVE.fullmatch(text):
+        return None
+    uses = list(re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", data, re.IGNORECASE))
+    before = [_PACKING.search(data, 0, m.start()) for m in uses]
+    if not uses or not all(before):
+        return None
+    first = before[0]
+    assert first is not None
+    return data[first.start() : uses[0].end()]
 
 
 def _counted_in(text: str, title: str) -> bool:
