@@ -113,13 +113,13 @@ def _folded(text: str, data: str) -> str | None:
     ("folds small for storage", "packs down compact")."""
     if not _SIZE_ADJECTIVE.fullmatch(text):
         return None
-    uses = list(re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", data, re.IGNORECASE))
-    before = [_PACKING.search(data, 0, m.start()) for m in uses]
-    if not uses or not all(before):
-        return None
-    first = before[0]
-    assert first is not None
-    return data[first.start() : uses[0].end()]
+    phrases = []
+    for use in re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", data, re.IGNORECASE):
+        packing = _PACKING.search(data, max(0, use.start() - 48), use.start())  # "collapses down very "
+        if packing is None:
+            return None
+        phrases.append(data[packing.start() : use.end()])
+    return phrases[0] if phrases else None
 
 
 def _counted_in(text: str, title: str) -> bool:
