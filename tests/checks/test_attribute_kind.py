@@ -125,3 +125,19 @@ def test_human_labelled_oa_mine_values_are_almost_never_flagged() -> None:
     # 19 of 537 today: "7 M US" or "Soft" labelled as a colour (label noise a merchandiser would flag too),
     # designs such as "Minions" given as colours, and brands like "Gloves In A Bottle"
     assert flags / values < 0.05
+
+
+def test_a_material_or_colour_that_carries_the_brand_is_flagged() -> None:
+    clamps = {"title": "Industro Stainless Steel 304 Hose Clamps, 10 Pack, 13-19 mm", "brand": "Industro"}
+    found = reasons(clamps, {"material": "Industro Stainless Steel"})
+    assert found["material"] == (
+        "'Industro Stainless Steel' includes the brand 'Industro'; give the material alone."
+    )
+    assert "brand 'GUM®'" in reasons({}, {"brand": "GUM®", "color": "GUM® Blue"})["color"]
+    assert "brand '伊玛'" in reasons({"brand": "伊玛"}, {"material": "伊玛不锈钢"})["material"]
+
+
+def test_a_brand_that_is_also_the_colour_or_a_word_inside_another_passes() -> None:
+    assert reasons({"brand": "Silver"}, {"color": "Silver"}) == {}
+    assert reasons({"brand": "Red"}, {"color": "Redwood Brown"}) == {}  # not the whole word
+    assert reasons({"brand": "Industro"}, {"material": "Stainless Steel"}) == {}

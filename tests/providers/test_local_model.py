@@ -13,7 +13,7 @@ import pytest
 
 from skuforge.providers.base import Message, Request
 from skuforge.providers.local import LocalProvider, shared_model
-from skuforge.providers.local_models import KNOWN_MODELS, ensure_model
+from skuforge.providers.local_models import KNOWN_MODELS, ensure_model, resolve_model, runtime_path
 from skuforge.providers.local_runtime import PrefixStates
 
 ATTRIBUTES = {
@@ -64,6 +64,19 @@ def test_the_real_local_model_answers_schema_valid_json_and_counts_tokens_exactl
     assert model.count_tokens("纯棉衬衫") == 3
     assert model.count_tokens("Men's Slim Fit Oxford Shirt, navy blue") == 9
     asyncio.run(model.aclose())
+
+
+@pytest.mark.local_model
+def test_the_packaged_model_runs_from_its_iq4_nl_copy_made_once_from_the_verified_file() -> None:
+    import llama_cpp
+
+    path = resolve_model("qwen2.5-0.5b")  # made at set-up (`skuforge models install`), or now
+    assert path == runtime_path(KNOWN_MODELS["qwen2.5-0.5b"])
+    assert path.name == "qwen2.5-0.5b.iq4_nl.gguf" and path != ensure_model("qwen2.5-0.5b")
+    made = path.stat().st_mtime_ns
+    assert resolve_model("qwen2.5-0.5b") == path and path.stat().st_mtime_ns == made  # kept, not made again
+    metadata = shared_model("qwen2.5-0.5b").llama.metadata
+    assert metadata["general.file_type"] == str(llama_cpp.LLAMA_FTYPE_MOSTLY_IQ4_NL)
 
 
 @pytest.mark.local_model

@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from skuforge.cli.main import main
@@ -226,3 +227,79 @@ def test_an_unchanged_verified_file_is_not_hashed_again(tiny: ModelSpec) -> None
     hashed.clear()
     ensure_model("tiny", progress=lambda done, total: hashed.append(done))
     assert hashed == []
+
+
+# -- the requantized copy a model runs from --------------------------------------------------------------
+
+
+@pytest.fixture
+def requantized(tiny: ModelSpec, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """'tiny' names a runtime type; llama.cpp's quantizer is replaced by one that writes the source reversed
+    (the real one is run on the real model in test_local_model.py). Returns the sources it was given."""
+    monkeypatch.setitem(KNOWN_MODELS, "tiny", ModelSpec(**{**tiny.__dict__, "runtime": "IQ4_NL"}))
+    calls: list[Path] = []
+
+    def fake(source: Path, target: Path, kind: str, *, progress: object = None) -> None:
+        assert kind == "IQ4_NL"
+        calls.append(source)
+        target.write_bytes(source.read_bytes()[::-1])
+
+    monkeypatch.setattr(local_models, "requantize", fake)
+    return calls
+
+
+def test_a_model_with_a_runtime_type_runs_from_its_copy_made_once(
+    requantized: list[Path], cache: Path
+) -> None:
+    path = resolve_model("tiny")
+    assert path == cache / "models" / "tiny.iq4_nl.gguf"
+    assert path.read_bytes() == b"".join(CHUNKS)[::-1]
+    assert requantized == [cache / "models" / "tiny.gguf"]  # made from the verified packaged file
+    stamp = orjson.loads((cache / "models" / "tiny.iq4_nl.gguf.verified").read_bytes())
+    assert stamp["made_from"]["sha256"] == KNOWN_MODELS["tiny"].sha256
+    assert stamp["made_from"]["type"] == "IQ4_NL"
+    assert resolve_model("tiny") == path
+    assert len(requantized) == 1  # the second load trusts the unchanged copy
+
+
+def test_a_changed_copy_or_one_made_by_another_llama_cpp_is_made_again(
+    requantized: list[Path], cache: Path
+) -> None:
+    import os
+
+    path = resolve_model("tiny")
+    path.write_bytes(b"GGUF" + b"\x00" * 10)
+    hour_ago = path.stat().st_mtime_ns - 3600 * 10**9
+    os.utime(path, ns=(hour_ago, hour_ago))
+    assert resolve_model("tiny").read_bytes() == b"".join(CHUNKS)[::-1]
+    assert len(requantized) == 2
+    stamp_path = cache / "models" / "tiny.iq4_nl.gguf.verified"
+    stamp = orjson.loads(stamp_path.read_bytes())
+    stamp["made_from"]["llama_cpp"] = "0.0.1"
+    stamp_path.write_bytes(orjson.dumps(stamp))
+    resolve_model("tiny")
+    assert len(requantized) == 3
+
+
+def test_a_file_llama_cpp_cannot_requantize_is_named_and_leaves_no_partial_copy(
+    tiny: ModelSpec, cache: Path
+) -> None:
+    pytest.importorskip("llama_cpp")
+    source = ensure_model("tiny")  # GGUF magic, but no model inside: the real quantizer refuses it
+    target = cache / "models" / "tiny.iq4_nl.gguf"
+    with pytest.raises(ModelVerificationError) as caught:
+        local_models.requantize(source, target, "IQ4_NL")
+    assert f"could not requantize {source} to IQ4_NL" in caught.value.message
+    assert caught.value.hint is not None and f"--model local:{source}" in caught.value.hint
+    assert sorted(p.name for p in (cache / "models").iterdir()) == ["tiny.gguf", "tiny.gguf.verified"]
+
+
+def test_force_install_makes_the_runtime_copy_again(
+    requantized: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["models", "install", "tiny"]) == 0
+    assert "runs from its IQ4_NL copy" in capsys.readouterr().out
+    assert main(["models", "install", "tiny"]) == 0
+    assert len(requantized) == 1
+    assert main(["models", "install", "tiny", "--force"]) == 0
+    assert len(requantized) == 2

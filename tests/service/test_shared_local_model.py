@@ -55,4 +55,4 @@ def test_the_playground_and_the_jobs_share_one_loaded_model(
     assert trial["progress"]["rows"] == 1 and trial["progress"]["requests"] == 1
     after_job = loaded_models()
     assert list(after_job.values()) == [model]  # the same object: the job did not load its own copy
-    assert client.get("/api/health").json()["local_models"] == ["qwen2.5-0.5b.gguf"]
+    assert client.get("/api/health").json()["local_models"] == ["qwen2.5-0.5b.iq4_nl.gguf"]  # its CPU copy

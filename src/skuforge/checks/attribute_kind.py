@@ -11,7 +11,9 @@ Small models put the wrong fact in the right slot: "3000K" as a bulb's material,
   title's whole first phrase (`checks.merchandising`);
 - a size must not be a pack count, a model number, a number the title uses only inside a model name, or a
   word the product's text uses only for how it folds or packs ("folds small for storage");
-- a weight must have a mass in it.
+- a weight must have a mass in it;
+- a material or a colour must not carry the product's brand (the brand the output gives, else the row's):
+  "Industro Stainless Steel".
 
 Other attributes are not judged. Params: `materials`, `colors`, `brands`, `sizes`, `weights` (the attribute
 names of each kind; defaults `[material]`, `[color, colour]`, `[brand, brand name, 品牌]`, `[size, 尺码]`,
@@ -29,7 +31,13 @@ import yaml
 
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.grounding import vocabulary
-from skuforge.checks.merchandising import brand_problem, material_problem, size_problem, weight_problem
+from skuforge.checks.merchandising import (
+    brand_inside,
+    brand_problem,
+    material_problem,
+    size_problem,
+    weight_problem,
+)
 from skuforge.checks.outputs import row_text
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -83,19 +91,30 @@ class AttributeKind:
         title = _title(item.row)
         sized = any(str(field).casefold() in self.sizes for field in item.output)
         data = row_text(item.row) if sized else ""
-        findings = [self._judge(str(field), value, title, data) for field, value in item.output.items()]
+        brand = self._brand(item.output) or self._brand(item.row)
+        findings = [
+            self._judge(str(field), value, title, data, brand) for field, value in item.output.items()
+        ]
         bad = [f for f in findings if f is not None]
         return bad or [Finding(check=self.name, ok=True, action=self.action)]
 
-    def _judge(self, field: str, value: Any, title: str, data: str) -> Finding | None:
+    def _brand(self, fields: dict[str, Any]) -> str:
+        for field, value in fields.items():
+            if str(field).casefold() in self.brands and isinstance(value, str) and value.strip():
+                return value
+        return ""
+
+    def _judge(self, field: str, value: Any, title: str, data: str, brand: str) -> Finding | None:
         if not isinstance(value, str) or not value.strip() or value.strip().casefold() in self.allow:
             return None
         name = field.casefold()
         reason = None
         if name in self.materials:
             reason = material_problem(value) if is_material(value) else _not_a(value, field, "material")
+            reason = reason or brand_inside(value, brand, "material")
         elif name in self.colors:
             reason = _not_a(value, field, "colour") if not is_color(value) else colour_problem(value)
+            reason = reason or brand_inside(value, brand, "colour")
         elif name in self.brands:
             reason = brand_problem(value, title)
         elif name in self.sizes:

