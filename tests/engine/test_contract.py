@@ -29,6 +29,7 @@ from skuforge.engine.executors import executor_for
 from skuforge.engine.progress import RunProgress
 from skuforge.engine.runner import Runner
 from skuforge.engine.spec import JobSpec
+from skuforge.knowledge.catalog_examples import pool_files
 from skuforge.providers.base import Request, Result, Usage
 from skuforge.providers.fake import FakeProvider
 from skuforge.providers.prices import price_for
@@ -185,6 +186,26 @@ def test_a_rerun_sends_only_the_rows_that_are_new_or_edited_wherever_they_moved(
     assert contract.sent() == 85
     assert progress.reused == 75 and progress.rows_done == 80
     assert len(finished(contract.store, job)) == 80
+
+
+def test_a_recipe_that_learns_from_the_catalog_shows_each_row_the_examples_a_local_run_shows(
+    contract: Contract, tmp_path: Path
+) -> None:
+    rows = [product(i) for i in range(24)]  # some rows have colour and material, others lack them
+    catalog = write_rows(tmp_path / "feed.csv", rows)
+    job = contract.job(catalog, recipe="attributes")
+    contract.run(job)
+    assert contract.sent() == 24
+
+    alone = open_store(f"sqlite:///{tmp_path / 'alone.db'}")  # the same job run on its own, locally
+    twin = Contract("local", alone, tmp_path, contract.servers).job(catalog, recipe="attributes")
+    runner = Runner(alone, twin)
+    asyncio.run(runner.run())
+    alone.flush()
+    assert runner.examples_dir is not None and pool_files(runner.examples_dir)  # it had examples to show
+    keys = {i.row_id: i.key for i in contract.store.items(job.id)}
+    assert keys == {i.row_id: i.key for i in alone.items(twin.id)}  # the same requests, example for example
+    alone.close()
 
 
 def test_two_identical_rows_are_two_items_and_both_are_answered(contract: Contract, tmp_path: Path) -> None:

@@ -217,3 +217,23 @@ def test_a_row_that_stands_for_its_category_gets_the_next_example_in_its_place()
     assert request is not None
     shown = [m.content for m in request.messages[: request.shared_messages] if m.role == "user"]
     assert second.data["title"] in shown[-2] and third.data["title"] in shown[-1]  # the next one stands in
+
+
+def test_kept_pools_travel_as_files_and_give_the_same_requests_where_the_catalog_is_absent(
+    tmp_path: Any,
+) -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": ",".join(ATTRIBUTES), "examples": 2})
+    here = recipe.prepare(lambda: iter(CATALOG), params=params, keep=tmp_path / "driver")
+    files = catalog_examples.pool_files(tmp_path / "driver")
+    assert sorted(files) == ["attributes/pool.json", "attributes/vectors.npy"]
+
+    unpacked = catalog_examples.unpacked_pools(files, tmp_path / "worker")
+    assert catalog_examples.unpacked_pools(files, tmp_path / "worker") == unpacked  # once per content
+    there = recipe.prepare(lambda: iter(()), params=params, keep=unpacked)  # no catalog on this side
+    row = CATALOG[5]
+    mine = here.steps[0].build_request(row, {}, {}, params, row_label="6")
+    theirs = there.steps[0].build_request(row, {}, {}, params, row_label="6")
+    assert mine is not None and theirs is not None
+    assert theirs.key("m") == mine.key("m")
+    assert catalog_examples.pool_files(None) == {} and catalog_examples.pool_files(tmp_path / "none") == {}

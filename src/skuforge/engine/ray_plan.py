@@ -25,7 +25,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import tempfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ from skuforge.engine.pipeline import ItemPipeline, Planned
 from skuforge.engine.ray_index import Found, KeyIndex
 from skuforge.engine.ray_output import OutputFolder
 from skuforge.engine.spec import JobSpec
+from skuforge.errors import ConfigError
+from skuforge.knowledge.catalog_examples import unpacked_pools
 from skuforge.providers.base import Message, Request
 from skuforge.store import FINISHED, ItemOutcome, ItemRecord, Job
 
@@ -111,6 +115,7 @@ class RunPlan:
     coordinator: Any = None
     window: int = 256
     env: dict[str, str] = field(default_factory=dict)  # the driver's SKUFORGE_* and provider variables
+    examples: dict[str, bytes] = field(default_factory=dict)  # the driver's example pools (`pool_files`)
 
 
 def apply_env(env: dict[str, str], prefixes: tuple[str, ...]) -> None:
@@ -120,9 +125,11 @@ def apply_env(env: dict[str, str], prefixes: tuple[str, ...]) -> None:
     os.environ.update(env)
 
 
-def worker_context(job: Job, partitions: Partitions) -> JobContext:
+def worker_context(job: Job, partitions: Partitions, examples: dict[str, bytes] | None = None) -> JobContext:
     """The job's context in a worker: the recipe from its path or the built-ins, the catalog's columns from
-    the partitions' manifest (the original file need not exist on this node)."""
+    the partitions' manifest (the original file need not exist on this node), and the example pools the
+    driver built from the catalog's filled rows (`Recipe.prepare`), so a row gets the same examples, and
+    the same item key, as in a local run."""
     from skuforge.config import load_settings
     from skuforge.recipes import load_recipe
 
@@ -137,7 +144,21 @@ def worker_context(job: Job, partitions: Partitions) -> JobContext:
         id_column=partitions.id_column,
     )
     recipe = load_recipe(spec.recipe, [*settings.recipe_dirs, *spec.recipe_dirs])
-    return JobContext(spec, settings, catalog, recipe, recipe.resolve_params(spec.params), job.id)
+    params = recipe.resolve_params(spec.params)
+    if examples:
+        keep = unpacked_pools(examples, Path(tempfile.gettempdir()) / "skuforge-ray")
+        recipe = recipe.prepare(_driver_pools_only, settings, params, keep=keep)
+    return JobContext(spec, settings, catalog, recipe, params, job.id)
+
+
+def _driver_pools_only() -> Iterator[Any]:
+    """The rows a worker would read to build a pool itself: none. It only reads the driver's; reaching
+    here means they did not fit this worker's recipe (another skuforge version or similarity model)."""
+    raise ConfigError(
+        "A Ray worker could not use the example pools the driver made from the catalog.",
+        "Install the same skuforge version, with the same extras, on every node.",
+    )
+    yield  # a generator: raised only if a pool is built from it
 
 
 # -- requests and outcomes as text ---------------------------------------------------------------------
@@ -201,7 +222,7 @@ class Planner:
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
         apply_env(plan.env, ENV_PREFIXES)
-        self.ctx = worker_context(plan.job, plan.partitions)
+        self.ctx = worker_context(plan.job, plan.partitions, plan.examples)
         self.pipeline = ItemPipeline(self.ctx, {})
         self.step = self.ctx.steps[0]
         self.one_step = len(self.ctx.steps) == 1

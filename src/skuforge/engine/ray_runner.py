@@ -41,6 +41,7 @@ from skuforge.engine.ray_output import OutputFolder, default_folder, latest, out
 from skuforge.engine.ray_plan import ENV_PREFIXES, RowSelection, RunPlan, plan_batch, select_batch
 from skuforge.engine.ray_workers import Caller
 from skuforge.errors import BudgetExceeded, ProviderUnavailable, SkuforgeError, require
+from skuforge.knowledge.catalog_examples import pool_files
 from skuforge.store import FINISHED, ItemOutcome
 
 if TYPE_CHECKING:
@@ -308,6 +309,7 @@ class RayExecutor:
             store_url=store.url if history else None,
             window=max(64, spec.limits.concurrency * 2),
             env=forwarded_env(),
+            examples=pool_files(self.run.examples_dir),
             **more,
         )
 

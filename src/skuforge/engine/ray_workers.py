@@ -210,7 +210,7 @@ class Caller:
         self.plan: RunPlan = ray.get(plan) if isinstance(plan, ray.ObjectRef) else plan
         apply_env(self.plan.env, ENV_PREFIXES)
         _reserve_threads(ray)
-        self.ctx = worker_context(self.plan.job, self.plan.partitions)
+        self.ctx = worker_context(self.plan.job, self.plan.partitions, self.plan.examples)
         limits = self.ctx.spec.limits.model_copy(update={"concurrency": self.plan.window})
         self.spec = self.ctx.spec.model_copy(update={"limits": limits})
         holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from skuforge import config
@@ -88,6 +89,7 @@ class Runner:
         self._provider_factory = provider_factory
         self._cache: ResponseCache | None = None
         self._prices: dict[str, Price | None] = {}
+        self.examples_dir: Path | None = None  # where `prepare` kept the recipe's example pools
         if executor is None:
             from skuforge.engine.local import LocalExecutor
 
@@ -111,7 +113,7 @@ class Runner:
         self.ctx.check_ready()
         # extraction steps learn from the catalog's own filled rows (all of them, not only the selection);
         # the pool is kept per job so a rerun after an edit regenerates only the edited rows
-        keep = config.home() / "examples" / self.job.id
+        keep = self.examples_dir = config.home() / "examples" / self.job.id
         self.ctx.recipe = self.ctx.recipe.prepare(
             self.ctx.catalog.rows, self.settings, self.ctx.params, keep=keep
         )

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -333,6 +334,42 @@ class ExamplePool:
         score = similarity_ + COVERAGE_WEIGHT * coverage
         best = np.argsort(-score)[:k]
         return [self.shots[pool[j]] for j in best[::-1]]
+
+
+def pool_files(directory: Path | None) -> dict[str, bytes]:
+    """The pools a run kept under `directory` (`Recipe.prepare(keep=...)`), as {relative path: bytes}: how the
+    Ray executor hands the driver's pools to its workers, which have neither the catalog nor the driver's
+    disk. Empty when there are none."""
+    if directory is None or not directory.is_dir():
+        return {}
+    return {
+        path.relative_to(directory).as_posix(): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def unpacked_pools(files: Mapping[str, bytes], root: Path) -> Path:
+    """`pool_files`' output written back under `root`, in a folder named by its content (written once per
+    machine and content; a half-written folder is never used: it is renamed into place when complete)."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    target = root / f"pools-{digest.hexdigest()[:16]}"
+    if target.is_dir():
+        return target
+    partial = root / f".{target.name}.{os.getpid()}.partial"
+    for name, data in files.items():
+        path = partial / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    try:
+        os.replace(partial, target)
+    except OSError:  # another process of this machine put the same pools there first
+        shutil.rmtree(partial, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    return target
 
 
 COVERAGE_WEIGHT = 0.05
