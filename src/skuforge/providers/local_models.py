@@ -223,14 +223,8 @@ def verify(path: Path, spec: ModelSpec, *, progress: Progress | None = None) -> 
         _compare(spec, stat.st_size, None, where=str(path))
     if _trusted(path, spec.sha256):
         return
-    digest, done = hashlib.sha256(), 0
-    with path.open("rb") as chunks:
-        while block := chunks.read(CHUNK):
-            digest.update(block)
-            done += len(block)
-            if progress:
-                progress(done, spec.size)
-    _compare(spec, done, digest.hexdigest(), where=str(path))
+    done, sha256 = _sha256(path, progress)
+    _compare(spec, done, sha256, where=str(path))
     _write_stamp(path, spec.sha256)
 
 
@@ -253,7 +247,7 @@ def runtime_file(spec: ModelSpec, source: Path, *, progress: Progress | None = N
         sha256 = str(stamp.get("sha256"))
         if _trusted(target, sha256):
             return target
-        if _sha256(target) == sha256:  # touched, or stamped right after it was written: hashed once more
+        if _sha256(target)[1] == sha256:  # touched, or stamped right after it was written: hashed again
             _write_stamp(target, sha256, made_from=origin)
             return target
     if progress is None:
@@ -265,7 +259,7 @@ def runtime_file(spec: ModelSpec, source: Path, *, progress: Progress | None = N
             spec.name,
         )
     requantize(source, target, spec.runtime, progress=progress)
-    _write_stamp(target, _sha256(target), made_from=origin)
+    _write_stamp(target, _sha256(target)[1], made_from=origin)
     return target
 
 
@@ -274,12 +268,17 @@ def _origin(spec: ModelSpec) -> dict[str, str]:
     return {"sha256": spec.sha256, "type": str(spec.runtime), "llama_cpp": str(llama_cpp.__version__)}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _sha256(path: Path, progress: Progress | None = None) -> tuple[int, str]:
+    """The bytes read from `path` and their sha256, reporting (bytes done, file size) to `progress`."""
+    total = path.stat().st_size
+    digest, done = hashlib.sha256(), 0
     with path.open("rb") as chunks:
         while block := chunks.read(CHUNK):
             digest.update(block)
-    return digest.hexdigest()
+            done += len(block)
+            if progress:
+                progress(done, total)
+    return done, digest.hexdigest()
 
 
 def requantize(source: Path, target: Path, kind: str, *, progress: Progress | None = None) -> None:
