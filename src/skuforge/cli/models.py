@@ -126,7 +126,8 @@ def install_model(
             local_models.assemble(spec, progress=update)
         done = f"Installed {name} ({spec.size / 1e6:,.0f} MB, sha256 verified): {target}"
     if spec.runtime is not None:
-        with _ProgressBar(f"Requantizing {name} to {spec.runtime} (once; about a minute)") as update:
+        label = f"{name}'s {spec.runtime} copy (checked; made once, in about a minute)"
+        with _ProgressBar(label) as update:
             runs = local_models.runtime_file(spec, target, progress=update)
         done += f"\nIt runs from its {spec.runtime} copy: {runs}"
     out.print(done, highlight=False)
