@@ -303,3 +303,6 @@ def test_force_install_makes_the_runtime_copy_again(
     assert len(requantized) == 1
     assert main(["models", "install", "tiny", "--force"]) == 0
     assert len(requantized) == 2
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    assert "IQ4_NL copy" in capsys.readouterr().out

@@ -38,7 +38,13 @@ def list_models() -> None:
     for column in ("name", "installed", "size", "path"):
         table.add_column(column, overflow="fold", no_wrap=column != "path")
     for name, spec in local_models.KNOWN_MODELS.items():
-        table.add_row(name, _state(name), f"{spec.size / 1e6:,.0f} MB", str(local_models.model_path(name)))
+        path, runs = local_models.model_path(name), local_models.runtime_path(spec)
+        where = (
+            f"{path}\nruns from its {spec.runtime} copy {runs}"
+            if runs != path and runs.exists()
+            else str(path)
+        )
+        table.add_row(name, _state(name), f"{spec.size / 1e6:,.0f} MB", where)
     out.print(table)
     for name, spec in local_models.KNOWN_MODELS.items():
         out.print(f"  {name}: {spec.description}", highlight=False)
