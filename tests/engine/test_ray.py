@@ -205,6 +205,32 @@ def test_a_worker_killed_mid_run_repeats_at_most_the_blocks_it_held(
     store.close()
 
 
+def test_what_a_worker_killed_during_a_run_was_writing_is_gone_when_the_run_ends(
+    tmp_path: Path, ray_local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed while writing a piece leaves its temporary file; the run removes it once every block
+    is back (the next run did so before, and until then the folder held a stray `.piece-` file)."""
+    attempts = RayExecutor._attempts
+
+    async def killed_while_writing(self: RayExecutor, ray: Any) -> None:
+        await attempts(self, ray)
+        stray = f"{self.folder.path}/part-0001-000000000000-000000000019.piece-0002.parquet.tmp-0badf00d"
+        Path(stray).write_bytes(b"PAR1 half a piece")
+
+    monkeypatch.setattr(RayExecutor, "_attempts", killed_while_writing)
+    with MockServer(MockConfig(latency_ms=5)) as mock:
+        monkeypatch.setenv("OPENAI_BASE_URL", mock.url)
+        store = open_store(f"sqlite:///{tmp_path / 'ray.db'}")
+        catalog = write_catalog(tmp_path / "c.csv", 40)
+        spec = JobSpec.create(catalog, recipe="title", model="openai:mock-model")
+        job, _ = start_job(store, spec)
+        executor = RayExecutor(block_rows=20, workers=1, parts_dir=str(tmp_path / "parts"), results="output")
+        progress = asyncio.run(Runner(store, job, executor=executor).run())
+    assert progress.rows_done == 40
+    assert [p.name for p in (tmp_path / "parts").rglob("*") if ".tmp-" in p.name] == []
+    store.close()
+
+
 def test_a_local_model_in_a_worker_gets_the_threads_of_the_cpus_it_reserved(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -100,6 +100,7 @@ class RayExecutor:
             )
         try:
             await self._attempts(ray)
+            self.folder.clean()  # what a worker killed during this run was writing when it died
         finally:
             if started_here:
                 ray.shutdown()
