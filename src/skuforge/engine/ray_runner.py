@@ -77,6 +77,7 @@ class RayExecutor:
         self.index_entries = 0
         self.seen: set[str] = set()
         self.lost_workers = 0
+        self.examples: dict[str, bytes] = {}  # the example pools the driver kept (`pool_files`)
 
     async def execute(self, run: Runner) -> None:
         ray = require("ray", "the Ray executor", "ray")
@@ -84,6 +85,7 @@ class RayExecutor:
         self.folder = OutputFolder(default_folder(run.job.id, self.parts_dir))
         self.folder.ensure()
         self.folder.clean()
+        self.examples = pool_files(run.examples_dir)  # read once, for every attempt of the run
         self.mode = self._mode()
         state = dict((run.store.get_job(run.job.id).totals or {}).get("ray") or {})
         self.number = max(self.folder.runs(), int(state.get("runs") or 0)) + 1
@@ -207,7 +209,9 @@ class RayExecutor:
         shards, parts = self._index(ray) if self.mode == "output" else ([], [])
         clock.mark(f"index of {self.index_entries} keys")
         coordinator = self._coordinator(ray)
-        plan = self._plan(partitions, selection, shards=shards, parts=parts, coordinator=coordinator)
+        plan = self._plan(
+            partitions, selection, shards=shards, parts=parts, coordinator=coordinator, examples=self.examples
+        )
         ds = self._dataset(ray, partitions, plan)
         try:
             self._follow(ray, ds, coordinator, clock)
@@ -310,7 +314,6 @@ class RayExecutor:
             store_url=store.url if history else None,
             window=max(64, spec.limits.concurrency * 2),
             env=forwarded_env(),
-            examples=pool_files(self.run.examples_dir),
             **more,
         )
 
