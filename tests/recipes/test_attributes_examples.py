@@ -292,3 +292,54 @@ def test_the_attributes_recipe_drops_a_misplaced_value_and_says_why() -> None:
     assert "give it as Reusability (12 rows), never as Material" in note.reason
     alone = recipe.steps[0].settle(row, {"Material": "Reusable"})  # no examples from the catalog
     assert alone == ({"Material": "Reusable"}, [])
+
+
+def shirts(genders: list[str]) -> list[dict[str, Any]]:
+    return [{"title": f"Shirt {i}", "category": "Shirts", "Gender": g} for i, g in enumerate(genders)]
+
+
+def test_the_few_values_a_category_uses_for_an_attribute_are_known() -> None:
+    built = ExamplePool.build(shirts(["Men", "Women"] * 12), universe=["Gender"], fields=["title"])
+    assert built.usual_values({"category": "Shirts"}, "Gender") == {"men", "women"}
+    assert built.usual_values({"category": "Hats"}, "Gender") is None  # no rows of it
+    few = ExamplePool.build(shirts(["Men", "Women"] * 9), universe=["Gender"], fields=["title"])
+    assert few.usual_values({"category": "Shirts"}, "Gender") is None  # 18 filled rows say too little
+    varied = [f"style {i % 8}" for i in range(24)]  # 8 values for 24 rows: three uses each, not four
+    built = ExamplePool.build(shirts(varied), universe=["Gender"], fields=["title"])
+    assert built.usual_values({"category": "Shirts"}, "Gender") is None
+
+
+def test_a_value_too_long_to_remember_keeps_its_attribute_open_in_a_kept_pool_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(catalog_examples, "HOLDER_MAX_CHARS", 10)
+    rows = shirts(["Men", "Women"] * 12 + ["Men and women alike"])
+    built = ExamplePool.build(rows, universe=["Gender"], fields=["title"])
+    assert built.usual_values({"category": "Shirts"}, "Gender") is None
+    built.save(tmp_path, "fingerprint")
+    kept = ExamplePool.load(tmp_path, "fingerprint")
+    assert kept is not None and kept.usual_values({"category": "Shirts"}, "Gender") is None
+
+
+def test_a_misplaced_value_moves_to_the_attribute_the_catalog_gives_it_when_that_one_was_left_empty() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": "Material,Reusability", "examples": 1})
+    step = recipe.prepare(lambda: iter(masks(6)), params=params).steps[0]
+    row = {"title": "Reusable Face Mask", "category": "Masks"}
+    settled, (note,) = step.settle(row, {"Material": "Reusable", "Reusability": None})
+    assert settled == {"Material": None, "Reusability": "Reusable"}
+    assert note.reason.startswith("'Reusable' as Material moved to Reusability:")
+
+
+def test_a_value_outside_the_few_a_category_uses_is_dropped_and_the_item_says_which_they_are() -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": "Gender", "examples": 1})
+    step = recipe.prepare(lambda: iter(shirts(["Men", "Women"] * 12)), params=params).steps[0]
+    row = {"title": "Classic Oxford Shirt, Slim Fit", "category": "Shirts"}
+    assert step.settle(row, {"Gender": "women "}) == ({"Gender": "women "}, [])  # one of them
+    settled, (note,) = step.settle(row, {"Gender": "Slim Fit"})
+    assert settled == {"Gender": None}
+    assert note.reason == (
+        "'Slim Fit' as Gender dropped: the catalog's filled rows of this category use only 2 values for it "
+        "(men, women)."
+    )

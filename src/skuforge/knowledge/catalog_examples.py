@@ -18,9 +18,11 @@ Bounds, so a 10M-row catalog costs the same as a 100k-row one:
 The pool also learns three facts about the catalog: which attributes each category ever fills (a row is not
 asked for an attribute its category never has while other categories do, once the category has
 `RELEVANT_AFTER` rows), which attributes take a small closed set of values (offered to the model as
-allowed values), and which attributes hold each value a category's rows state (`misplaced`: an answer
-that gives "Reusable" as a mask's material, where the catalog's masks give it only as their reusability,
-puts the value under the wrong attribute).
+allowed values), and which attributes hold each value a category's rows state. From the last it tells
+an answer that puts a value under the wrong attribute (`misplaced`: "Reusable" as a mask's material, where
+the catalog's masks give it only as their reusability) and the few values a category uses for an
+attribute (`usual_values`: a category whose 200 filled rows give only Men, Women and Unisex as their
+gender).
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class _Scan:
     values: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     open_ended: set[str] = field(default_factory=set)
     holders: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    unheld: set[tuple[str, str]] = field(default_factory=set)  # (category, attribute) with values not kept
     rows: int = 0
 
     def add(self, row: Row, source: str = "catalog") -> None:
@@ -135,12 +138,11 @@ class _Scan:
             del self.values[name]
 
     def _count_holder(self, category: str, name: str, value: str) -> None:
-        if len(value) > HOLDER_MAX_CHARS or not _WORDLIKE.search(value):
-            return
         key = (category, value.casefold())
         counts = self.holders.get(key)
         if counts is None:
-            if len(self.holders) >= HOLDER_KEYS:
+            if len(value) > HOLDER_MAX_CHARS or len(self.holders) >= HOLDER_KEYS:
+                self.unheld.add((category, name))  # its values are no longer all known
                 return
             counts = self.holders[key] = Counter()
         counts[name] += 1
@@ -199,6 +201,7 @@ class ExamplePool:
         category_rows: dict[str, int] | None = None,
         holders: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
         filled: Mapping[str, Mapping[str, int]] | None = None,
+        unheld: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.shots = shots
         self.fields = list(fields) if fields is not None else sorted({f for s in shots for f in s.data})
@@ -213,6 +216,8 @@ class ExamplePool:
         self.category_rows = category_rows or {}
         self.holders = dict(holders or {})
         self.filled = dict(filled or {})
+        self.unheld: set[tuple[str, str]] = {(str(cat), str(name)) for cat, name in unheld}
+        self._usual: dict[tuple[str, str], set[str]] | None = None
         self._standing: dict[tuple[str | None, int], list[Shot]] = {}
         self._by_category: dict[str, list[int]] = defaultdict(list)
         for i, shot in enumerate(shots):
@@ -251,6 +256,7 @@ class ExamplePool:
             category_rows=dict(scan.category_rows),
             holders=scan.holders,
             filled=scan.category_filled,
+            unheld=scan.unheld,
         )
 
     def __len__(self) -> int:
@@ -271,6 +277,7 @@ class ExamplePool:
             "relevant": {cat: sorted(names) for cat, names in self.relevant.items()},
             "holders": [[cat, value, dict(names)] for (cat, value), names in self.holders.items()],
             "filled": {cat: dict(names) for cat, names in self.filled.items()},
+            "unheld": sorted(self.unheld),
             "shots": [asdict(shot) for shot in self.shots],
         }
         partial = directory / ".pool.json.partial"
@@ -302,6 +309,7 @@ class ExamplePool:
             category_rows=body.get("category_rows"),
             holders={(cat, value): names for cat, value, names in body.get("holders", [])},
             filled=body.get("filled"),
+            unheld=body.get("unheld", []),
         )
 
     def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
@@ -327,6 +335,22 @@ class ExamplePool:
             if holders and not holders.get(name) and _WORDLIKE.search(value):
                 found.append((name, value, dict(holders)))
         return found
+
+    def usual_values(self, row: Row, attribute: str, category: str | None = "category") -> set[str] | None:
+        """The values (casefolded) that the filled rows of this row's category give for `attribute`, when
+        they are few: at least CLOSED_MIN_FILLED rows fill it, with at most CLOSED_MAX_VALUES values and
+        each used four times on average. None when the catalog does not show such a set."""
+        cat = str(row.get(category) or "") if category else ""
+        filled = self.filled.get(cat, {}).get(attribute, 0)
+        if filled < CLOSED_MIN_FILLED or (cat, attribute) in self.unheld:
+            return None
+        if self._usual is None:
+            self._usual = defaultdict(set)
+            for (held_in, value), names in self.holders.items():
+                for name in names:
+                    self._usual[(held_in, name)].add(value)
+        values = self._usual.get((cat, attribute), set())
+        return values if len(values) <= min(CLOSED_MAX_VALUES, filled // 4) else None
 
     def text_of(self, row: Row) -> str:
         """A row as the pool embeds it (and tells it apart from its examples)."""

@@ -610,28 +610,40 @@ class Step:
         return parse_answer(text, schema or self.output_schema, step=self.name)
 
     def settle(self, row: dict[str, Any], output: Any) -> tuple[Any, list[Finding]]:
-        """The parsed output without the values that the catalog's filled rows of the row's category hold
-        only under other attributes (`ExamplePool.misplaced`), with a note for each value dropped. Without
-        examples from the catalog the output is unchanged."""
+        """The parsed output held to what the catalog's filled rows of the row's category show, with a note
+        for each change: a value they give only as another attribute moves there when this answer left
+        that one empty, else it is dropped (`ExamplePool.misplaced`); a value outside the few the category
+        uses for an attribute is dropped (`ExamplePool.usual_values`). Without examples from the catalog
+        the output is unchanged."""
         if self.pool is None or not isinstance(output, dict):
             return output, []
-        misplaced = self.pool.misplaced(row, output)
-        if not misplaced:
-            return output, []
         settled, notes = dict(output), []
-        for name, value, holders in misplaced:
+        for name, value, holders in self.pool.misplaced(row, output):
             settled[name] = None
+            home = max(holders, key=lambda held: holders[held])
+            moved = home in settled and settled[home] is None
+            if moved:
+                settled[home] = value
             where = ", ".join(f"{a} ({n} rows)" for a, n in sorted(holders.items(), key=lambda kv: -kv[1]))
+            then = f"moved to {home}" if moved else "dropped"
             notes.append(
-                Finding(
-                    check="catalog_values",
-                    ok=True,
-                    field=name,
-                    reason=f"Dropped {value!r} as {name}: the catalog's filled rows of this category give "
-                    f"it as {where}, never as {name}.",
-                    details={"value": value, "holders": holders},
+                _settled(
+                    name,
+                    value,
+                    f"{value!r} as {name} {then}: the catalog's filled rows of this category give it as "
+                    f"{where}, never as {name}.",
                 )
             )
+        for name, value in list(settled.items()):
+            usual = self.pool.usual_values(row, name) if isinstance(value, str) else None
+            if usual is not None and value.strip().casefold() not in usual:
+                settled[name] = None
+                shown = ", ".join(sorted(usual)[:8]) + (", ..." if len(usual) > 8 else "")
+                reason = (
+                    f"{value!r} as {name} dropped: the catalog's filled rows of this category use only "
+                    f"{len(usual)} values for it ({shown})."
+                )
+                notes.append(_settled(name, value, reason))
         return settled, notes
 
     def repair_request(self, request: Request, bad_text: str, error: str) -> Request:
@@ -644,6 +656,11 @@ class Step:
         ]
         tag = f"{request.tag or self.name}.repair"
         return request.model_copy(update={"messages": messages, "tag": tag})
+
+
+def _settled(name: str, value: str, reason: str) -> Finding:
+    """A note on an output value `Step.settle` changed: kept with the item, it flags nothing."""
+    return Finding(check="catalog_values", ok=True, field=name, reason=reason, details={"value": value})
 
 
 STATIC_NAMES = frozenset({"params", "recipe", "step", "locale", "variant"})
