@@ -149,13 +149,13 @@ async def predict(args: argparse.Namespace, test: list[dict], rows: list[dict], 
         request = step.build_request(row, {}, {}, params, row_label=row["sku"])
         t0, c0 = time.perf_counter(), time.process_time()
         parsed: dict[str, Any] = {}
-        dropped: dict[str | None, Any] = {}
+        settled: dict[str | None, Any] = {}
         error = None
         if request is not None:
             try:
                 result = await provider.generate(request)
                 parsed, notes = step.settle(row, step.parse(result.text, request.json_schema))
-                dropped = {n.field: n.details["value"] for n in notes}  # as a run does (Step.settle)
+                settled = {n.field: n.details["value"] for n in notes}  # moved or dropped, as in a run
             except (OutputError, ProviderError) as exc:
                 error, result = exc.message, None
         wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
@@ -167,7 +167,7 @@ async def predict(args: argparse.Namespace, test: list[dict], rows: list[dict], 
                 "category": row["category"],
                 "asked": list((request.json_schema or {}).get("properties", {})) if request else [],
                 "predicted": parsed,
-                "dropped": dropped,
+                "settled": settled,
                 "gold": {k: gold_values(v) for k, v in test[i]["target_scores"].items()},
                 "error": error,
                 "wall_s": round(wall, 3),

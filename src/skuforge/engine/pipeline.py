@@ -226,8 +226,8 @@ class ItemPipeline:
         validated: bool = True,
     ) -> ItemOutcome:
         """Settle a parsed output (`Step.settle`) and check it: the outcome is done, flagged, or failed by a
-        failing check. `validated`:
-        the output was parsed against the step's own schema (a packed one was not)."""
+        failing check. `validated`: the output was parsed against the step's own schema (a packed one was
+        not)."""
         output, notes = planned.step.settle(planned.row.data, output)
         findings = notes + await self.check(planned, output, spend, validated=validated)
         status = verdict(findings)
