@@ -32,6 +32,7 @@ import yaml
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.grounding import vocabulary
 from skuforge.checks.merchandising import (
+    CJK,
     brand_inside,
     brand_problem,
     material_problem,
@@ -39,8 +40,6 @@ from skuforge.checks.merchandising import (
     weight_problem,
 )
 from skuforge.checks.outputs import row_text
-
-_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @functools.cache
@@ -60,7 +59,7 @@ def colour_problem(value: str) -> str | None:
     and does not end with a colour word (`黑柚木柄`, a black teak handle; `陶瓷白`, `木纹色` are colours)."""
     text = value.strip()
     _, chinese = _colors()
-    if not _CJK.search(text) or any(text.endswith(word) for word in chinese):
+    if not CJK.search(text) or any(text.endswith(word) for word in chinese):
         return None
     found = vocabulary().find(text)
     return f"'{value}' names a material ({found[0][1]}), not a colour." if found else None

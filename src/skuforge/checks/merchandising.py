@@ -33,7 +33,8 @@ import yaml
 from skuforge.checks.grounding import vocabulary
 
 _WORD = re.compile(r"[^\W\d_][\w'’&.+-]*", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u9fff]")
+CJK = re.compile(r"[\u3400-\u9fff]")
+"""A Chinese character (Chinese words have no spaces between them)."""
 # a number of items in the package: "10 Pack", "6个装"
 _PACKED = (
     r"\d+\s*-?\s*(?:packs?|pk|pcs?|pieces?|units?|sets?|pairs?|lots?)\b\.?|\d+\s*(?:件|个|只|支|装|套|双)"
@@ -81,7 +82,7 @@ def brand_problem(value: str, title: str) -> str | None:
     style = [word for word in _vocabulary()["zh_style"] if word in value]
     if style and len("".join(style)) * 2 >= len(value.strip()):
         return f"'{value}' is a style description ({style[0]}), not a brand."
-    words = [w for w in _WORD.findall(value) if not _CJK.search(w)]
+    words = [w for w in _WORD.findall(value) if not CJK.search(w)]
     if len(words) >= 3:
         for word in words[1:]:
             if _singular(word.casefold()) in _vocabulary()["en"]:
@@ -110,13 +111,18 @@ def size_problem(value: str, title: str, data: str = "") -> str | None:
     return None
 
 
+def _whole(text: str) -> re.Pattern[str]:
+    """`text` as whole words, in any case."""
+    return re.compile(rf"(?<!\w){re.escape(text)}(?!\w)", re.IGNORECASE)
+
+
 def _folded(text: str, data: str) -> str | None:
     """The phrase, when `text` is a size word that `data` uses only for how the product folds or packs
     ("folds small for storage", "packs down compact")."""
     if not _SIZE_ADJECTIVE.fullmatch(text):
         return None
     phrases = []
-    for use in re.finditer(rf"(?<!\w){re.escape(text)}(?!\w)", data, re.IGNORECASE):
+    for use in _whole(text).finditer(data):
         packing = _PACKING.search(data, max(0, use.start() - 48), use.start())  # "collapses down very "
         if packing is None:
             return None
@@ -182,10 +188,8 @@ def brand_inside(value: str, brand: str, kind: str) -> str | None:
     name = brand.strip()
     if not name or value.strip().casefold() == name.casefold():
         return None
-    if _CJK.search(name):
-        found = name in value  # no spaces between Chinese words
-    else:
-        found = re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", value, re.IGNORECASE) is not None
+    # Chinese words have no spaces between them: a substring will do; other brands match whole words
+    found = name in value if CJK.search(name) else _whole(name).search(value) is not None
     if found:
         return f"'{value}' includes the brand '{name}'; give the {kind} alone."
     return None
