@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+from types import SimpleNamespace
+from typing import Any
 
 from skuforge.providers.extraction import AnswerShape, Cursor, Source
+from skuforge.providers.local_runtime import END_BIAS, LoadedModel
 
 TITLE = 'Folgers Special Roast Medium Roast Ground Coffee, 24.2 Ounces, 9/16" Mens'
 NULLABLE = {"type": ["string", "null"]}
@@ -71,11 +75,25 @@ def test_required_keys_are_forced_so_a_decoder_can_evaluate_them_in_one_batch() 
 
 def test_an_enum_is_closed_and_offered_values_are_allowed_besides_spans() -> None:
     closed = {"type": ["string", "null"], "enum": ["Men", "Women", None]}
-    offered = {"anyOf": [{"enum": ["Men", "Women"]}, NULLABLE]}
+    offered = {"anyOf": [{"enum": ["Men's", "Women"]}, NULLABLE]}
     assert finished(Cursor(shape(Gender=closed)), '{"Gender": "Men"}')
+    assert finished(Cursor(shape(Gender=closed)), '{"Gender": "Women"}')  # closed: written or not
     assert not writes(Cursor(shape(Gender=closed)), '{"Gender": "Mens"')  # a span, but the enum is closed
-    assert finished(Cursor(shape(Gender=offered)), '{"Gender": "Women"}')  # not written in the text
+    assert finished(Cursor(shape(Gender=offered)), '{"Gender": "Men\'s"}')  # the text says "Mens"
     assert finished(Cursor(shape(Gender=offered)), '{"Gender": "Mens"}')  # written in the text
+
+
+def test_an_offered_value_the_text_does_not_mention_is_not_written() -> None:
+    offered = {
+        "anyOf": [{"enum": ["Women", "Plastic", "Dark Roast", "Roast Medium", "白色", "红色"]}, NULLABLE]
+    }
+    cursor = Cursor(shape(Gender=offered))
+    assert not writes(cursor, '{"Gender": "Women')  # "Mens" is not "Women"
+    assert not writes(cursor, '{"Gender": "Plastic')
+    assert not writes(cursor, '{"Gender": "Dark Roast')  # both words are there, not in a row
+    assert finished(cursor, '{"Gender": "Roast Medium"}')
+    assert finished(cursor, '{"Gender": "白色"}')
+    assert not writes(cursor, '{"Gender": "红色')
 
 
 def test_schemas_that_are_not_flat_strings_are_left_to_the_grammar() -> None:
@@ -91,3 +109,35 @@ def test_word_boundaries_split_letters_digits_and_chinese_characters() -> None:
     ends = sorted(source.data[:i].decode() for i in source.ends)
     assert starts == ["12CM 16.5G 纯棉", "CM 16.5G 纯棉", "16.5G 纯棉", "5G 纯棉", "G 纯棉", "纯棉", "棉"]
     assert ends == ["12", "12CM", "12CM 16", "12CM 16.5", "12CM 16.5G", "12CM 16.5G 纯", "12CM 16.5G 纯棉"]
+
+
+class _Logits:
+    """Stands in for llama.cpp's context: the logits of the next token, one per vocabulary entry."""
+
+    def __init__(self, scores: dict[bytes, float], vocab: list[bytes]) -> None:
+        self.array = (ctypes.c_float * len(vocab))(*[scores.get(data, -20.0) for data in vocab])
+
+    def get_logits(self) -> Any:
+        return self.array
+
+
+def _decoder_choice(written: str, scores: dict[bytes, float]) -> bytes:
+    """The bytes the local decoder picks after `written`, when the model scores the next token so."""
+    vocab = [*scores, *(bytes([i]) for i in range(1, 80))]  # filler tokens the answer never accepts
+    model = LoadedModel.__new__(LoadedModel)
+    model._vocab, model._bytes = len(vocab), dict(enumerate(vocab))
+    model.llama = SimpleNamespace(_ctx=_Logits(scores, vocab))
+    cursor = Cursor(shape(Brand=NULLABLE))
+    assert cursor.feed(written.encode("utf-8"))
+    return model._best(cursor)[1]
+
+
+def test_the_decoder_ends_a_value_of_two_words_where_ending_is_nearly_as_likely_as_going_on() -> None:
+    going_on = b" Roast"
+    assert _decoder_choice('{"Brand": "Folgers Special', {going_on: 5.0, b'"}': 4.0}) == b'"}'
+    assert (
+        _decoder_choice('{"Brand": "Folgers Special', {going_on: 5.0, b'"}': 5.0 - END_BIAS - 0.5})
+        == going_on
+    )
+    assert _decoder_choice('{"Brand": "Folgers', {b" Special": 5.0, b'"}': 4.0}) == b" Special"  # one word
+    assert _decoder_choice('{"Brand": "Folgers Spec', {b"ial": 5.0, b'"}': 4.9}) == b"ial"  # not a word end

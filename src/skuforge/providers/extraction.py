@@ -1,10 +1,10 @@
 """What an extraction answer may say, as a byte-level automaton a decoder can follow token by token.
 
 An extraction request (`Request.extract_from`) asks for a flat JSON object whose values are each `null`, a
-run of whole words copied from the product text, or one of the values the schema allows. The answer is
-written exactly as `json.dumps` writes it (`{"Brand": "Folgers", "Roast type": null}`), keys in the
-schema's order; a key the schema does not require may be left out, which is how an answer says "not
-stated" without a wall of nulls.
+run of whole words copied from the product text, or one of the values the schema allows (a value it only
+offers, besides any string, must be mentioned in the text). The answer is written exactly as `json.dumps`
+writes it (`{"Brand": "Folgers", "Roast type": null}`), keys in the schema's order; a key the schema does
+not require may be left out, which is how an answer says "not stated" without a wall of nulls.
 
     shape = AnswerShape.build(schema, ["Folgers Special Roast Medium Roast Ground Coffee, 24.2 Ounces"])
     cursor = Cursor(shape)
@@ -25,7 +25,8 @@ into the description.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,18 +105,20 @@ class AnswerShape:
         if not schema or schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
             return None
         required = set(schema.get("required") or [])
+        mentioned = _mentioned_in(texts)
         slots = []
         for name, prop in schema["properties"].items():
-            slot = _slot(str(name), prop, str(name) in required)
+            slot = _slot(str(name), prop, str(name) in required, mentioned)
             if slot is None:
                 return None
             slots.append(slot)
         return cls(tuple(slots), Source.of([t for t in texts if t]))
 
 
-def _slot(name: str, prop: Any, required: bool) -> Slot | None:
+def _slot(name: str, prop: Any, required: bool, mentioned: Callable[[str], bool]) -> Slot | None:
     """A string-or-null property as a slot: `enum` (closed), `anyOf` of an enum and a string (offered
-    values or a span), or a plain string (a span). Anything else cannot be decoded as an extraction."""
+    values the text mentions, or a span), or a plain string (a span). Anything else cannot be decoded as an
+    extraction."""
     if not isinstance(prop, dict):
         return None
     key = json.dumps(name, ensure_ascii=False).encode("utf-8")
@@ -136,10 +139,36 @@ def _slot(name: str, prop: Any, required: bool) -> Slot | None:
                 spans = spans or "string" in _types(branch)
             else:
                 return None
-        return Slot(key, required, _encoded(offered), spans)
+        said = [v for v in offered if isinstance(v, str) and mentioned(v)]
+        return Slot(key, required, _encoded(said), spans)
     if not _types(prop) or not _types(prop) <= {"string", "null"} or set(prop) - {"type", "description"}:
         return None
     return Slot(key, required, (), spans="string" in _types(prop))
+
+
+def _mentioned_in(texts: Sequence[str]) -> Callable[[str], bool]:
+    """Whether the texts mention a value: its words in a row, in any case, with or without an apostrophe or a
+    final `s` (`MENS` and `men's` mention `Men's`). A value with a Chinese character must appear as written.
+    An offered value the text does not mention is not written: `Plastic` is a common fingerboard material,
+    but not of a guitar whose title says `Rosewood Fingerboard`."""
+    raw = " ".join(t for t in texts if t).casefold()
+    words = f" {' '.join(_words(raw))} "
+
+    def mentioned(value: str) -> bool:
+        if any(_kind(char) == "c" for char in value):
+            return value.casefold() in raw
+        wanted = _words(value.casefold())
+        return bool(wanted) and f" {' '.join(wanted)} " in words
+
+    return mentioned
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> list[str]:
+    found = _WORD.findall(text.replace("'", "").replace("\u2019", ""))
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in found]
 
 
 def _types(prop: dict[str, Any]) -> set[str]:
@@ -216,6 +245,12 @@ class Cursor:
         if self.phase != _CHOOSE or len(self.options) != 1:
             return b""
         return self.options[0][0][self.offset :]
+
+    @property
+    def may_end(self) -> bool:
+        """True when the value being copied has two words or more and a closing quote may end it here."""
+        value = self.value
+        return self.phase == _VALUE and b" " in value and not _escaping(value) and self._complete()
 
     # -- advancing ------------------------------------------------------------------------------------------
 
