@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from pathlib import Path
 
 import pytest
 
+from skuforge.engine.export import export_job
 from skuforge.errors import RecipeError, SkuforgeError, TransientError
 from skuforge.providers.fake import FakeProvider
 from skuforge.store import Store
@@ -232,3 +234,8 @@ def test_a_value_the_catalog_gives_only_as_another_attribute_is_dropped_and_the_
     (note,) = [f for f in item.findings or [] if f["check"] == "catalog_values"]
     assert note["ok"] and note["field"] == "material"
     assert "give it as color (13 rows), never as material" in note["reason"]  # its own colour counts
+    export_job(harness.store, job, tmp_path / "out.csv")
+    with (tmp_path / "out.csv").open(encoding="utf-8-sig") as out:
+        exported = {row["sku"]: row for row in csv.DictReader(out)}
+    assert exported["K99"]["skuforge_status"] == "done"
+    assert exported["K99"]["skuforge_notes"] == f"{item.step}: {note['reason']}"

@@ -88,6 +88,7 @@ class Exporter:
                 status = item.status if item else "pending"
                 if item is not None and self._publishable(item):
                     sources += [c for c in cited(item.meta) if c not in sources]
+                    notes += [f"{step.name}: {reason}" for reason in _catalog_notes(item)]
                     for name, value in step.columns(row.data, item.output, variant).items():
                         out[self.ctx.export_name(name)] = value
                 elif item is not None and item.status in ("done", "flagged"):
@@ -154,3 +155,9 @@ def export_job(
     approved_only: bool = False,
 ) -> ExportSummary:
     return Exporter(store, job, approved_only=approved_only).write(out, fmt)
+
+
+def _catalog_notes(item: ItemRecord) -> list[str]:
+    """What the catalog's filled rows changed in the item's answer (`Step.settle`): not a flag, but the
+    reason a value the model gave is missing or sits under another attribute."""
+    return [f.get("reason", "") for f in item.findings or [] if f.get("check") == "catalog_values"]
