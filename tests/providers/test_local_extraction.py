@@ -103,12 +103,23 @@ def test_schemas_that_are_not_flat_strings_are_left_to_the_grammar() -> None:
     assert AnswerShape.build(None, [TITLE]) is None
 
 
-def test_word_boundaries_split_letters_digits_and_chinese_characters() -> None:
+def test_letters_and_digits_written_together_are_one_word_and_each_chinese_character_is_one() -> None:
     source = Source.of(["12CM 16.5G 纯棉"])
     starts = [source.data[i:].decode() for i in source.starts]
     ends = sorted(source.data[:i].decode() for i in source.ends)
-    assert starts == ["12CM 16.5G 纯棉", "CM 16.5G 纯棉", "16.5G 纯棉", "5G 纯棉", "G 纯棉", "纯棉", "棉"]
-    assert ends == ["12", "12CM", "12CM 16", "12CM 16.5", "12CM 16.5G", "12CM 16.5G 纯", "12CM 16.5G 纯棉"]
+    assert starts == ["12CM 16.5G 纯棉", "16.5G 纯棉", "5G 纯棉", "纯棉", "棉"]
+    assert ends == ["12CM", "12CM 16", "12CM 16.5G", "12CM 16.5G 纯", "12CM 16.5G 纯棉"]
+
+
+def test_a_number_is_never_cut_from_the_unit_written_onto_it() -> None:
+    schema = {"type": "object", "properties": {"Dosage": NULLABLE}}
+    built = AnswerShape.build(schema, ["Vitamin C 250mg, 60 Gummies, KF94"])
+    assert built is not None
+    assert finished(Cursor(built), '{"Dosage": "250mg"}')
+    assert not finished(Cursor(built), '{"Dosage": "250"}')
+    assert not writes(Cursor(built), '{"Dosage": "mg')
+    assert not writes(Cursor(built), '{"Dosage": "94')
+    assert finished(Cursor(built), '{"Dosage": "60"}')  # a space after it: a number on its own
 
 
 class _Logits:
@@ -121,13 +132,16 @@ class _Logits:
         return self.array
 
 
-def _decoder_choice(written: str, scores: dict[bytes, float]) -> bytes:
+def _decoder_choice(written: str, scores: dict[bytes, float], texts: list[str] | None = None) -> bytes:
     """The bytes the local decoder picks after `written`, when the model scores the next token so."""
     vocab = [*scores, *(bytes([i]) for i in range(1, 80))]  # filler tokens the answer never accepts
     model = LoadedModel.__new__(LoadedModel)
     model._vocab, model._bytes = len(vocab), dict(enumerate(vocab))
     model.llama = SimpleNamespace(_ctx=_Logits(scores, vocab))
-    cursor = Cursor(shape(Brand=NULLABLE))
+    schema = {"type": "object", "properties": {"Brand": NULLABLE}}
+    built = AnswerShape.build(schema, texts) if texts else shape(Brand=NULLABLE)
+    assert built is not None
+    cursor = Cursor(built)
     assert cursor.feed(written.encode("utf-8"))
     return model._best(cursor)[1]
 
@@ -141,3 +155,6 @@ def test_the_decoder_ends_a_value_of_two_words_where_ending_is_nearly_as_likely_
     )
     assert _decoder_choice('{"Brand": "Folgers', {b" Special": 5.0, b'"}': 4.0}) == b" Special"  # one word
     assert _decoder_choice('{"Brand": "Folgers Spec', {b"ial": 5.0, b'"}': 4.9}) == b"ial"  # not a word end
+    assert _decoder_choice('{"Brand": "Ground Coffee', {b",": 5.0, b'"}': 4.9}) == b'"}'  # a separator next
+    sunscreen = ["Banana Boat Sport Lotion, SPF 50+, 12 Ounces"]
+    assert _decoder_choice('{"Brand": "SPF 50', {b"+": 5.0, b'"}': 4.9}, sunscreen) == b"+"  # same word

@@ -16,9 +16,11 @@ to compile. A `Cursor` is cheap to copy, so a decoder tries candidate tokens on 
 one the shape accepts; `forced()` returns the bytes that must come next (keys, separators), which a decoder
 can evaluate in one batch instead of token by token.
 
-Word boundaries: a value starts at a letter, digit or CJK character that begins a word (a change between
-letters, digits and other characters; every CJK character stands alone) and ends where such a word ends, or
-after a closing mark such as `%`, `)` or `®`. Texts are kept apart, so a value never runs from the title
+Word boundaries: a value starts at a letter, digit or CJK character that begins a word (letters and digits
+written together are one word, `250mg` or `KF94`; every CJK character stands alone) and ends where such a
+word ends, or after a closing mark such as `%`, `)` or `®`. A number is never cut from the unit written
+onto it: of 11,129 values in the OA-Mine and AE-110K training sets, 7 start or end inside such a word, and
+275 are one (`250mg`, not `250`). Texts are kept apart, so a value never runs from the title
 into the description.
 """
 
@@ -36,15 +38,13 @@ _QUOTE = 0x22
 _GAP = b"\x00"  # between texts: never part of a value, so no value spans two texts
 
 
-def _kind(char: str) -> str:
-    """'c' CJK, 'd' digit, 'a' other letter, 's' space, 'p' anything else."""
+def _group(char: str) -> str:
+    """'c' CJK, 'w' other letter or digit, 's' space, 'p' anything else."""
     code = ord(char)
     if 0x3400 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0x3040 <= code <= 0x30FF:
         return "c"
-    if char.isdigit():
-        return "d"
-    if char.isalpha():
-        return "a"
+    if char.isalnum():
+        return "w"
     return "s" if char.isspace() else "p"
 
 
@@ -68,15 +68,15 @@ class Source:
         for text in texts:
             if data:
                 data += _GAP
-            kinds = [_kind(c) for c in text]
+            groups = [_group(c) for c in text]
             for i, char in enumerate(text):
-                kind = kinds[i]
-                word = kind in "adc"
-                if word and (i == 0 or kind == "c" or kinds[i - 1] != kind):
+                group = groups[i]
+                word = group in "wc"
+                if word and (i == 0 or group == "c" or groups[i - 1] != group):
                     starts.append(len(data))
                 data += _escaped(char)
                 last = i + 1 == len(text)
-                if (word or char in CLOSERS) and (last or kind == "c" or kinds[i + 1] != kind):
+                if (word or char in CLOSERS) and (last or group == "c" or groups[i + 1] != group):
                     ends.add(len(data))
         return cls(bytes(data), tuple(starts), frozenset(ends))
 
@@ -155,7 +155,7 @@ def _mentioned_in(texts: Sequence[str]) -> Callable[[str], bool]:
     words = f" {' '.join(_words(raw))} "
 
     def mentioned(value: str) -> bool:
-        if any(_kind(char) == "c" for char in value):
+        if any(_group(char) == "c" for char in value):
             return value.casefold() in raw
         wanted = _words(value.casefold())
         return bool(wanted) and f" {' '.join(wanted)} " in words

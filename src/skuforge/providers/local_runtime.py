@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from skuforge.providers.extraction import AnswerShape, Cursor
+from skuforge.providers.extraction import CLOSERS, AnswerShape, Cursor
 
 MIN_PREFIX = 48
 """A shared prefix is saved only when it is this many tokens longer than the longest one saved already."""
@@ -46,8 +46,9 @@ TOP = 64
 END_BIAS = 1.5
 """Logits in favour of ending a copied value of two words or more where it may end. Left to itself the 0.5B
 runs a value on past the attribute (`SF Bay Coffee French Roast` as the brand, `10 oz (Pack of 2)` as the
-volume): where the closing quote is within e^1.5 (4.5 times) as likely as the best token that goes on,
-the value ends. A one-word value is left alone (`Rolled Oats` is a flavour, `Rolled` is not)."""
+volume): where the closing quote is within e^1.5 (4.5 times) as likely as the best token that goes on
+with a new word, the value ends. A one-word value is left alone (`Rolled Oats` is a flavour, `Rolled` is
+not), and so is a word still being written (`SPF 50+`)."""
 
 
 class PrefixStates:
@@ -242,8 +243,8 @@ class LoadedModel:
         }
 
     def _best(self, cursor: Cursor) -> tuple[int, bytes]:
-        """The most likely token that keeps the answer in shape (greedy, temperature 0), except that a
-        value being copied ends when ending it is within `END_BIAS` of the best token that goes on."""
+        """The most likely token that keeps the answer in shape (greedy, temperature 0), except that a value
+        being copied ends when ending it is within `END_BIAS` of the best token, if that starts a new word."""
         logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(self._vocab,))
         top = np.argpartition(logits, -TOP)[-TOP:]
         for order in (top[np.argsort(logits[top])[::-1]], np.argsort(logits)[::-1]):
@@ -257,7 +258,10 @@ class LoadedModel:
                     continue
                 if not may_end or data[:1] == b'"':
                     return int(token), data
-                best = best or (int(token), data)
+                if best is None:
+                    if _same_word(data):
+                        return int(token), data  # `SPF 50+`, `GUM®`: the word is still being written
+                    best = (int(token), data)
             if best is not None:
                 return best
         raise RuntimeError("no token of the vocabulary continues the answer")
@@ -279,6 +283,13 @@ class LoadedModel:
     def close(self) -> None:
         self.llama.close()
         self.executor.shutdown(wait=False)
+
+
+def _same_word(data: bytes) -> bool:
+    """Whether a token goes on with the word before it: a letter, a digit or a closing mark (`+`, `®`, `)`),
+    not a space or a separator such as `,` or `.`."""
+    char = data[:4].decode("utf-8", "ignore")[:1]
+    return bool(char) and (char.isalnum() or char in CLOSERS)
 
 
 def _chat_formatter(llama: Any) -> Callable[[list[dict[str, str]]], tuple[str, bool]]:
