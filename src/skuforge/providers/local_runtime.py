@@ -247,9 +247,9 @@ class LoadedModel:
         being copied ends when ending it is within `END_BIAS` of the best token, if that starts a new word."""
         logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(self._vocab,))
         top = np.argpartition(logits, -TOP)[-TOP:]
+        may_end = cursor.may_end
         for order in (top[np.argsort(logits[top])[::-1]], np.argsort(logits)[::-1]):
             best: tuple[int, bytes] | None = None
-            may_end = cursor.may_end
             for token in order:
                 if best is not None and logits[token] + END_BIAS < logits[best[0]]:
                     return best
