@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook, load_workbook
 
+from skuforge.service import results
+from skuforge.store import ItemRecord
 from tests.service.conftest import SAMPLE_XLSX, upload, wait_for
 
 
@@ -151,3 +153,18 @@ def test_results_put_each_generated_value_beside_the_original(
 
 def upload_id(client: TestClient) -> str:
     return str(client.get("/api/catalogs").json()[-1]["id"])
+
+
+def test_a_value_the_catalogs_rows_dropped_carries_the_reason_in_its_results_cell() -> None:
+    reason = "'Black' as material dropped: the catalog's filled rows of this category give it as color."
+    note = {"check": "catalog_values", "ok": True, "field": "material", "reason": reason}
+    item = ItemRecord(
+        row_id="K99", row_index=0, step="attributes", key="k", status="done",
+        output={"material": None, "size": "30 cm"}, findings=[note],
+    )  # fmt: skip
+    fields, on_item = results.cells(item, {"material": "", "size": ""})
+    assert [(c["field"], c["notes"], c["flags"]) for c in fields] == [
+        ("material", [reason], []),
+        ("size", [], []),
+    ]
+    assert on_item == []  # a note, not a flag

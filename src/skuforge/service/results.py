@@ -61,9 +61,11 @@ def _lookup(source: dict[str, Any], name: str) -> Any:
 
 
 def cells(item: ItemRecord, source: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """(one cell per output field, the item-level findings): original beside generated, flags on fields."""
+    """(one cell per output field, the item-level findings): original beside generated, flags on fields and
+    notes on the values the catalog's rows moved or dropped."""
     output = item.output if isinstance(item.output, dict) else {"output": item.output}
     failed = [f for f in item.findings or [] if not f.get("ok", True)]
+    noted = [f for f in item.findings or [] if f.get("check") == "catalog_values"]  # what `Step.settle` did
     on_item = [{"check": str(f.get("check")), "reason": str(f.get("reason") or "")} for f in failed
                if not f.get("field") or f.get("field") not in output]  # fmt: skip
     out = []
@@ -78,6 +80,7 @@ def cells(item: ItemRecord, source: dict[str, Any]) -> tuple[list[dict[str, Any]
                 "generated": _text(value),
                 "changed": _text(value) != _text(original) and value not in (None, ""),
                 "flags": flags,
+                "notes": [str(f.get("reason") or "") for f in noted if f.get("field") == name],
             }
         )
     return out, on_item
