@@ -68,6 +68,11 @@ _WORDLIKE = re.compile(r"[^\W\d_]")  # a letter of any script: bare numbers ("10
 Row = Mapping[str, Any]
 
 
+def _category_of(row: Row, column: str | None) -> str:
+    """The row's category ("" without a category column): the key of all the pool knows per category."""
+    return str(row.get(column) or "") if column else ""
+
+
 def _filled(value: Any) -> bool:
     if value is None:
         return False
@@ -107,7 +112,7 @@ class _Scan:
 
     def add(self, row: Row, source: str = "catalog") -> None:
         self.rows += 1
-        category = str(row.get(self.category) or "") if self.category else ""
+        category = _category_of(row, self.category)
         self.category_rows[category] += 1
         values = {a: str(row[a]).strip() for a in self.universe if _filled(row.get(a))}
         for name, value in values.items():
@@ -315,7 +320,7 @@ class ExamplePool:
     def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
         """`wanted` without the attributes this row's category never fills (when the catalog shows enough
         of the category to tell)."""
-        cat = str(row.get(category) or "") if category else ""
+        cat = _category_of(row, category)
         known = self.relevant.get(cat)
         return list(wanted) if known is None else [w for w in wanted if w in known]
 
@@ -325,7 +330,7 @@ class ExamplePool:
         """(attribute, value, {attribute: rows}) for each value of `output` that the filled rows of this row's
         category state only under other attributes, never under its own, where the category fills that
         attribute in at least MISPLACED_MIN_FILLED rows. Bare numbers are never judged."""
-        cat = str(row.get(category) or "") if category else ""
+        cat = _category_of(row, category)
         filled = self.filled.get(cat, {})
         found = []
         for name, value in output.items():
@@ -340,7 +345,7 @@ class ExamplePool:
         """The values (casefolded) that the filled rows of this row's category give for `attribute`, when
         they are few: at least CLOSED_MIN_FILLED rows fill it, with at most CLOSED_MAX_VALUES values and
         each used four times on average. None when the catalog does not show such a set."""
-        cat = str(row.get(category) or "") if category else ""
+        cat = _category_of(row, category)
         filled = self.filled.get(cat, {}).get(attribute, 0)
         if filled < CLOSED_MIN_FILLED or (cat, attribute) in self.unheld:
             return None
@@ -391,7 +396,7 @@ class ExamplePool:
         if k <= 0 or not self.shots or not wanted:
             return []
         text = self.text_of(row)
-        cat = str(row.get(category) or "") if category else ""
+        cat = _category_of(row, category)
         wanted_set = set(wanted)
         pool = [i for i in self._by_category.get(cat, []) if wanted_set & self.shots[i].values.keys()]
         if not pool:
