@@ -4,6 +4,9 @@ the first request, with what is wrong and what to do."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,16 +66,31 @@ def test_an_output_under_a_file_is_refused(catalog: Path) -> None:
         check_output_path(catalog / "out.csv", catalog)
 
 
-def test_an_unwritable_output_folder_is_refused(catalog: Path, tmp_path: Path) -> None:
+def test_an_unwritable_output_folder_is_refused(catalog: Path, locked_folder: Path) -> None:
+    with pytest.raises(CatalogError, match=rf"the folder {locked_folder} is not writable \("):
+        check_output_path(locked_folder / "out.csv", catalog)
+
+
+@pytest.fixture
+def locked_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder the current user cannot create files in. Root writes anywhere a mode allows, so for root:
+    /sys where it refuses even root, else a folder made immutable (`chattr +i`, which binds root too)."""
+    folder = tmp_path / "locked"
     if os.geteuid() != 0:
-        folder = tmp_path / "locked"
         folder.mkdir(mode=0o500)
-    else:  # root writes anywhere a mode allows; /sys refuses even root
-        folder = Path("/sys")
-        if not folder.is_dir() or os.access(folder, os.W_OK) and _can_create_in(folder):
-            pytest.skip("no folder here that the current user cannot write to")
-    with pytest.raises(CatalogError, match=rf"the folder {folder} is not writable \("):
-        check_output_path(folder / "out.csv", catalog)
+        yield folder
+        return
+    if Path("/sys").is_dir() and not _can_create_in(Path("/sys")):
+        yield Path("/sys")
+        return
+    folder.mkdir()
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("no folder here that root cannot write to (/sys is writable, chattr +i is refused)")
+    try:
+        yield folder
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)
 
 
 def _can_create_in(folder: Path) -> bool:
