@@ -163,3 +163,19 @@ def test_export_all_includes_clean_items_and_multi_field_outputs_read_as_lines(m
     assert len(rows) == 6
     a1 = next(r for r in rows if r["key:row_id"] == "A1")
     assert a1["Output"].startswith("title: ") and "\nbullets:\n  - " in a1["Output"]
+
+
+def test_a_value_the_catalog_moved_or_dropped_is_noted_beside_the_flag_for_the_reviewer(make_job, tmp_path):
+    job = make_job()
+    flagged, done = job.items("flagged")[0], job.items("done")[0]
+    note = {"check": "catalog_values", "ok": True, "field": "title", "reason": "'Steel' as title dropped."}
+    for item in (flagged, done):
+        job.store.update_item(job.job_id, item.row_id, item.step, findings=[*(item.findings or []), note])
+    (entry,) = [e for e in review.queue(job.store, job.job_id) if e.item.row_id == flagged.row_id]
+    assert "limit is at most 20" in entry.reasons[0]
+    assert entry.reasons[-1] == "note: 'Steel' as title dropped."
+    queued = {e.item.row_id for e in review.queue(job.store, job.job_id)}
+    assert done.row_id not in queued  # a note flags nothing
+    _, rows = _sheet_rows(review.export_xlsx(job.store, job.job_id, tmp_path / "review.xlsx").path)
+    (row,) = [r for r in rows if r["key:row_id"] == flagged.row_id]
+    assert row["Reasons"].endswith("\nnote: 'Steel' as title dropped.")

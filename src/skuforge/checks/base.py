@@ -62,6 +62,16 @@ class Finding(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+CATALOG_NOTE = "catalog_values"
+"""The `check` of a finding that flags nothing: a value the catalog's filled rows moved to another attribute
+or dropped (`Step.settle`), kept with the item so that the export, the console and the review say why."""
+
+
+def catalog_notes(findings: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The `CATALOG_NOTE` findings among an item's stored ones."""
+    return [f for f in findings or [] if f.get("check") == CATALOG_NOTE]
+
+
 class Check(Protocol):
     """A check. `__call__` returns the findings, or an awaitable of them when it calls a model."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from skuforge.catalog import CatalogRow, infer_format, write_catalog
+from skuforge.checks.base import catalog_notes
 from skuforge.engine.context import JobContext, variant_label
 from skuforge.engine.local import CHUNK_ROWS, chunked
 from skuforge.store import ItemRecord, Job, Store
@@ -160,4 +161,4 @@ def export_job(
 def _catalog_notes(item: ItemRecord) -> list[str]:
     """What the catalog's filled rows changed in the item's answer (`Step.settle`): not a flag, but the
     reason a value the model gave is missing or sits under another attribute."""
-    return [f.get("reason", "") for f in item.findings or [] if f.get("check") == "catalog_values"]
+    return [f.get("reason", "") for f in catalog_notes(item.findings)]

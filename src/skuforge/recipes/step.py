@@ -22,7 +22,7 @@ import orjson
 from jinja2 import Template, meta
 from jinja2.utils import missing
 
-from skuforge.checks.base import CheckSpec, Finding
+from skuforge.checks.base import CATALOG_NOTE, CheckSpec, Finding
 from skuforge.errors import MissingFieldError, RecipeError, SkuforgeError
 from skuforge.providers.base import Message, Request
 from skuforge.providers.tokens import estimate_tokens
@@ -660,7 +660,7 @@ class Step:
 
 def _settled(name: str, value: str, reason: str) -> Finding:
     """A note on an output value `Step.settle` changed: kept with the item, it flags nothing."""
-    return Finding(check="catalog_values", ok=True, field=name, reason=reason, details={"value": value})
+    return Finding(check=CATALOG_NOTE, ok=True, field=name, reason=reason, details={"value": value})
 
 
 STATIC_NAMES = frozenset({"params", "recipe", "step", "locale", "variant"})

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from skuforge.checks.base import catalog_notes
 from skuforge.errors import UserError
 from skuforge.review.context import ReviewContext
 from skuforge.store import ItemRecord, Store
@@ -67,13 +68,12 @@ class QueueCounts:
 
 
 def reasons(item: ItemRecord) -> list[str]:
-    """Why the item is in the queue: the reasons of its failed checks, or that it was sampled."""
-    found = [f.get("reason") or f.get("check", "") for f in item.findings or [] if not f.get("ok", True)]
-    if found:
-        return [str(r) for r in found]
-    if item.review == "pending":
-        return ["sampled for review (no check flagged it)"]
-    return []
+    """Why the item is in the queue: the reasons of its failed checks, or that it was sampled; then what the
+    catalog's filled rows changed in its answer (a value moved or dropped), which the reviewer should know."""
+    found = [str(f.get("reason") or f.get("check", "")) for f in item.findings or [] if not f.get("ok", True)]
+    if not found and item.review == "pending":
+        found = ["sampled for review (no check flagged it)"]
+    return found + [f"note: {f.get('reason', '')}" for f in catalog_notes(item.findings)] if found else []
 
 
 def _filters(status: str) -> dict[str, Any]:

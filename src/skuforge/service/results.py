@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from skuforge.checks.base import catalog_notes
 from skuforge.service import reviews
 from skuforge.store import ItemRecord, Job, Store
 
@@ -65,7 +66,7 @@ def cells(item: ItemRecord, source: dict[str, Any]) -> tuple[list[dict[str, Any]
     notes on the values the catalog's rows moved or dropped."""
     output = item.output if isinstance(item.output, dict) else {"output": item.output}
     failed = [f for f in item.findings or [] if not f.get("ok", True)]
-    noted = [f for f in item.findings or [] if f.get("check") == "catalog_values"]  # what `Step.settle` did
+    noted = catalog_notes(item.findings)  # what `Step.settle` did
     on_item = [{"check": str(f.get("check")), "reason": str(f.get("reason") or "")} for f in failed
                if not f.get("field") or f.get("field") not in output]  # fmt: skip
     out = []
