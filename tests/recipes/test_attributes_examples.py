@@ -343,3 +343,46 @@ def test_a_value_outside_the_few_a_category_uses_is_dropped_and_the_item_says_wh
         "'Slim Fit' as Gender dropped: the catalog's filled rows of this category use only 2 values for it "
         "(men, women)."
     )
+
+
+def lures(weights: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"title": f"Minnow Lure {i}", "category": "Lure", "Weight": w, "Color": ["Red", "Blue"][i % 2]}
+        for i, w in enumerate(weights)
+    ]
+
+
+def test_an_attribute_the_category_always_gives_as_a_number_and_unit_is_a_measurement() -> None:
+    built = ExamplePool.build(
+        lures(["7g", "12 g", "3.5g"] * 4), universe=["Weight", "Color"], fields=["title"]
+    )
+    lure = {"category": "Lure"}
+    assert built.measurement_units(lure, "Weight") == {"g"}
+    assert built.measurement_units(lure, "Color") is None  # words, not measurements
+    assert built.measurement_units({"category": "Reel"}, "Weight") is None  # no rows of it
+    few = ExamplePool.build(lures(["7g", "12 g", "3.5g"] * 3), universe=["Weight"], fields=["title"])
+    assert few.measurement_units(lure, "Weight") is None  # 9 filled rows say too little
+    mixed = ExamplePool.build(lures(["7g", "heavy"] * 6), universe=["Weight"], fields=["title"])
+    assert mixed.measurement_units(lure, "Weight") is None  # half of them are words
+
+
+def test_a_measurement_with_words_after_it_is_cut_to_the_measurement_and_the_item_says_why(
+    tmp_path: Any,
+) -> None:
+    recipe = load_recipe("attributes")
+    params = recipe.resolve_params({"attributes": "Weight,Color", "examples": 1})
+    step = recipe.prepare(lambda: iter(lures(["7g", "12 g", "3.5g"] * 4)), params=params).steps[0]
+    row = {"title": "12.5cm/17.3g Lead Head Hook Bait", "category": "Lure"}
+    settled, (note,) = step.settle(row, {"Weight": "12.5cm/17.3g Lead Head", "Color": "Red"})
+    assert settled == {"Weight": "17.3g", "Color": "Red"}  # the measurement in the category's unit
+    assert note.field == "Weight" and note.details == {"value": "12.5cm/17.3g Lead Head"}
+    assert note.reason == (
+        "'12.5cm/17.3g Lead Head' as Weight cut to '17.3g': the catalog's filled rows of this category give "
+        "Weight as a number and a unit (g)."
+    )
+    assert step.settle(row, {"Weight": "17.3 g", "Color": None}) == ({"Weight": "17.3 g", "Color": None}, [])
+    assert step.settle(row, {"Weight": "12.5cm", "Color": None})[0]["Weight"] == "12.5cm"  # not in grams
+    assert step.pool is not None
+    step.pool.save(tmp_path, "fingerprint")
+    kept = ExamplePool.load(tmp_path, "fingerprint")
+    assert kept is not None and kept.measurement_units(row, "Weight") == {"g"}

@@ -64,6 +64,13 @@ HOLDER_MAX_CHARS = 80
 MISPLACED_MIN_FILLED = 5
 """Rows of a category that must fill an attribute before a value it never holds there counts as misplaced."""
 _WORDLIKE = re.compile(r"[^\W\d_]")  # a letter of any script: bare numbers ("10", "2.5") are not judged
+MEASURE_MIN_FILLED = 10
+MEASURE_SHARE = 0.8
+"""A category's attribute is a measurement when at least MEASURE_MIN_FILLED of its rows fill it and this
+share of them give one number and a unit (`1.6g`, `28 Ounce`, `12 fl. oz`)."""
+MEASURE_UNITS = 32
+"""At most this many units are counted per category and attribute (more means it is no measurement)."""
+_MEASUREMENT = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?\s?((?:fl\.?\s?)?[^\W\d_]+)(?!\w)")
 
 Row = Mapping[str, Any]
 
@@ -71,6 +78,24 @@ Row = Mapping[str, Any]
 def _category_of(row: Row, column: str | None) -> str:
     """The row's category ("" without a category column): the key of all the pool knows per category."""
     return str(row.get(column) or "") if column else ""
+
+
+def measurement_unit(value: str) -> str | None:
+    """The unit of a value that is one measurement (`g` for `1.6g`, `floz` for `12 fl. oz.`), else None."""
+    found = _MEASUREMENT.fullmatch(value.strip().rstrip("."))
+    return _unit(found.group(1)) if found else None
+
+
+def measurement_in(value: str, units: set[str]) -> str | None:
+    """The first measurement written in `value` in one of `units` (`1.6g` in `12.5cm/1.6g Lead Head`)."""
+    for found in _MEASUREMENT.finditer(value):
+        if _unit(found.group(1)) in units:
+            return found.group(0)
+    return None
+
+
+def _unit(text: str) -> str:
+    return text.casefold().replace(" ", "").replace(".", "")
 
 
 def _filled(value: Any) -> bool:
@@ -108,6 +133,7 @@ class _Scan:
     open_ended: set[str] = field(default_factory=set)
     holders: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     unheld: set[tuple[str, str]] = field(default_factory=set)  # (category, attribute) with values not kept
+    measures: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)  # -> rows per unit
     rows: int = 0
 
     def add(self, row: Row, source: str = "catalog") -> None:
@@ -119,6 +145,7 @@ class _Scan:
             self.category_filled[category][name] += 1
             self._count_value(name, value)
             self._count_holder(category, name, value)
+            self._count_measure(category, name, value)
         data = {f: _cut(row[f]) for f in self.fields if _filled(row.get(f))}
         if not values or not data:
             return
@@ -151,6 +178,18 @@ class _Scan:
                 return
             counts = self.holders[key] = Counter()
         counts[name] += 1
+
+    def _count_measure(self, category: str, name: str, value: str) -> None:
+        unit = measurement_unit(value)
+        if unit is None:
+            return
+        units = self.measures.get((category, name))
+        if units is None:
+            if len(self.measures) >= HOLDER_KEYS:
+                return  # counted as no measurement: the rule stays off for it
+            units = self.measures[(category, name)] = Counter()
+        if unit in units or len(units) < MEASURE_UNITS:
+            units[unit] += 1
 
     def _trim(self) -> None:
         """Keep the rows with the lowest hash overall, and the lowest per attribute."""
@@ -207,6 +246,7 @@ class ExamplePool:
         holders: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
         filled: Mapping[str, Mapping[str, int]] | None = None,
         unheld: Iterable[tuple[str, str]] = (),
+        measures: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
     ) -> None:
         self.shots = shots
         self.fields = list(fields) if fields is not None else sorted({f for s in shots for f in s.data})
@@ -222,6 +262,7 @@ class ExamplePool:
         self.holders = dict(holders or {})
         self.filled = dict(filled or {})
         self.unheld: set[tuple[str, str]] = {(str(cat), str(name)) for cat, name in unheld}
+        self.measures = dict(measures or {})
         self._usual: dict[tuple[str, str], set[str]] | None = None
         self._standing: dict[tuple[str | None, int], list[Shot]] = {}
         self._by_category: dict[str, list[int]] = defaultdict(list)
@@ -262,6 +303,7 @@ class ExamplePool:
             holders=scan.holders,
             filled=scan.category_filled,
             unheld=scan.unheld,
+            measures=scan.measures,
         )
 
     def __len__(self) -> int:
@@ -283,6 +325,7 @@ class ExamplePool:
             "holders": [[cat, value, dict(names)] for (cat, value), names in self.holders.items()],
             "filled": {cat: dict(names) for cat, names in self.filled.items()},
             "unheld": sorted(self.unheld),
+            "measures": [[cat, name, dict(units)] for (cat, name), units in self.measures.items()],
             "shots": [asdict(shot) for shot in self.shots],
         }
         partial = directory / ".pool.json.partial"
@@ -315,6 +358,7 @@ class ExamplePool:
             holders={(cat, value): names for cat, value, names in body.get("holders", [])},
             filled=body.get("filled"),
             unheld=body.get("unheld", []),
+            measures={(cat, name): units for cat, name, units in body.get("measures", [])},
         )
 
     def targets(self, row: Row, wanted: list[str], category: str | None = "category") -> list[str]:
@@ -356,6 +400,19 @@ class ExamplePool:
                     self._usual[(held_in, name)].add(value)
         values = self._usual.get((cat, attribute), set())
         return values if len(values) <= min(CLOSED_MAX_VALUES, filled // 4) else None
+
+    def measurement_units(
+        self, row: Row, attribute: str, category: str | None = "category"
+    ) -> set[str] | None:
+        """The units in which the filled rows of this row's category give `attribute`, when nearly all of
+        them give it as one measurement (MEASURE_SHARE of at least MEASURE_MIN_FILLED rows: a lure's weight
+        as `1.6g`, `7g`). None when the catalog does not show that."""
+        cat = _category_of(row, category)
+        filled = self.filled.get(cat, {}).get(attribute, 0)
+        units = self.measures.get((cat, attribute))
+        if filled < MEASURE_MIN_FILLED or not units or sum(units.values()) < MEASURE_SHARE * filled:
+            return None
+        return set(units)
 
     def text_of(self, row: Row) -> str:
         """A row as the pool embeds it (and tells it apart from its examples)."""

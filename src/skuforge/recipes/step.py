@@ -611,14 +611,15 @@ class Step:
 
     def settle(self, row: dict[str, Any], output: Any) -> tuple[Any, list[Finding]]:
         """The parsed output held to what the catalog's filled rows of the row's category show, with a note
-        for each change: a value they give only as another attribute moves there when this answer left
-        that one empty, else it is dropped (`ExamplePool.misplaced`); a value outside the few the category
-        uses for an attribute is dropped (`ExamplePool.usual_values`). Without examples from the catalog
-        the output is unchanged."""
+        for each change: a value with more than the measurement they always give is cut to it
+        (`ExamplePool.measurement_units`); a value they give only as another attribute moves there when this
+        answer left that one empty, else it is dropped (`ExamplePool.misplaced`); a value outside the few
+        the category uses for an attribute is dropped (`ExamplePool.usual_values`). Without examples from
+        the catalog the output is unchanged."""
         if self.pool is None or not isinstance(output, dict):
             return output, []
-        settled, notes = dict(output), []
-        for name, value, holders in self.pool.misplaced(row, output):
+        settled, notes = self._measured(row, output)
+        for name, value, holders in self.pool.misplaced(row, settled):
             settled[name] = None
             home = max(holders, key=lambda held: holders[held])
             moved = home in settled and settled[home] is None
@@ -642,6 +643,28 @@ class Step:
                 reason = (
                     f"{value!r} as {name} dropped: the catalog's filled rows of this category use only "
                     f"{len(usual)} values for it ({shown})."
+                )
+                notes.append(_settled(name, value, reason))
+        return settled, notes
+
+    def _measured(self, row: dict[str, Any], output: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
+        """The output with each value of a measurement attribute that says more than one measurement
+        (`1.6g Lead Head Hook Bait`, `12.5cm/17.3g` as a weight) cut to the one in the category's units."""
+        from skuforge.knowledge.catalog_examples import measurement_in, measurement_unit
+
+        assert self.pool is not None
+        settled, notes = dict(output), []
+        for name, value in output.items():
+            units = self.pool.measurement_units(row, name) if isinstance(value, str) else None
+            if units is None or measurement_unit(value) is not None:
+                continue
+            cut = measurement_in(value, units)
+            if cut is not None:
+                settled[name] = cut
+                shown = ", ".join(sorted(units)[:8])
+                reason = (
+                    f"{value!r} as {name} cut to {cut!r}: the catalog's filled rows of this category give "
+                    f"{name} as a number and a unit ({shown})."
                 )
                 notes.append(_settled(name, value, reason))
         return settled, notes
