@@ -63,8 +63,9 @@ class Finding(BaseModel):
 
 
 CATALOG_NOTE = "catalog_values"
-"""The `check` of a finding that flags nothing: a value the catalog's filled rows moved to another attribute
-or dropped (`Step.settle`), kept with the item so that the export, the console and the review say why."""
+"""The `check` of a finding that flags nothing: a value the catalog's filled rows cut to its measurement,
+moved to another attribute or dropped (`Step.settle`), kept with the item so that the export, the console
+and the review say why."""
 
 
 def catalog_notes(findings: Iterable[dict[str, Any]] | None) -> list[dict[str, Any]]:

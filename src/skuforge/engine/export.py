@@ -160,5 +160,5 @@ def export_job(
 
 def _catalog_notes(item: ItemRecord) -> list[str]:
     """What the catalog's filled rows changed in the item's answer (`Step.settle`): not a flag, but the
-    reason a value the model gave is missing or sits under another attribute."""
+    reason a value the model gave is missing, shorter or under another attribute."""
     return [f.get("reason", "") for f in catalog_notes(item.findings)]

@@ -661,7 +661,7 @@ class Step:
             cut = measurement_in(value, units)
             if cut is not None:
                 settled[name] = cut
-                shown = ", ".join(sorted(units)[:8])
+                shown = ", ".join(sorted(units)[:8]) + (", ..." if len(units) > 8 else "")
                 reason = (
                     f"{value!r} as {name} cut to {cut!r}: the catalog's filled rows of this category give "
                     f"{name} as a number and a unit ({shown})."
