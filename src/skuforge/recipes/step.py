@@ -639,10 +639,9 @@ class Step:
             usual = self.pool.usual_values(row, name) if isinstance(value, str) else None
             if usual is not None and value.strip().casefold() not in usual:
                 settled[name] = None
-                shown = ", ".join(sorted(usual)[:8]) + (", ..." if len(usual) > 8 else "")
                 reason = (
                     f"{value!r} as {name} dropped: the catalog's filled rows of this category use only "
-                    f"{len(usual)} values for it ({shown})."
+                    f"{len(usual)} values for it ({_listed(usual)})."
                 )
                 notes.append(_settled(name, value, reason))
         return settled, notes
@@ -661,10 +660,9 @@ class Step:
             cut = measurement_in(value, units)
             if cut is not None:
                 settled[name] = cut
-                shown = ", ".join(sorted(units)[:8]) + (", ..." if len(units) > 8 else "")
                 reason = (
                     f"{value!r} as {name} cut to {cut!r}: the catalog's filled rows of this category give "
-                    f"{name} as a number and a unit ({shown})."
+                    f"{name} as a number and a unit ({_listed(units)})."
                 )
                 notes.append(_settled(name, value, reason))
         return settled, notes
@@ -679,6 +677,11 @@ class Step:
         ]
         tag = f"{request.tag or self.name}.repair"
         return request.model_copy(update={"messages": messages, "tag": tag})
+
+
+def _listed(values: set[str], most: int = 8) -> str:
+    """The first `most` of `values` in order, for a note: `men, women` or `a, b, ..., h, ...`."""
+    return ", ".join(sorted(values)[:most]) + (", ..." if len(values) > most else "")
 
 
 def _settled(name: str, value: str, reason: str) -> Finding:
