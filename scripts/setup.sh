@@ -44,11 +44,29 @@ fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 
+# llama.cpp's default build (GGML_NATIVE) compiles for every instruction set the CPU reports, AMX included,
+# and its AMX kernels crash (SIGSEGV in ggml_backend_amx_mul_mat at the first decode) on the Sapphire Rapids
+# cloud machines we run on. So the build names its instruction sets: AVX2 always, AVX-512 where the CPU has
+# it, AMX never. The wheels live in a folder per set, so a wheel built the old way is never picked up again.
+llama_cpu_flags() {
+  local flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+  flags+=" -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  local cpu; cpu="$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)"
+  if [[ " $cpu " == *" avx512f "* && " $cpu " == *" avx512bw "* ]]; then
+    flags+=" -DGGML_AVX512=ON"
+    [[ " $cpu " == *" avx512_vnni "* ]] && flags+=" -DGGML_AVX512_VNNI=ON"
+    [[ " $cpu " == *" avx512_vbmi "* ]] && flags+=" -DGGML_AVX512_VBMI=ON"
+    [[ " $cpu " == *" avx512_bf16 "* ]] && flags+=" -DGGML_AVX512_BF16=ON"
+  fi
+  echo "$flags"
+}
 if needs_llama; then
+  LLAMA_FLAGS="-DLLAVA_BUILD=OFF $(llama_cpu_flags) ${CMAKE_ARGS:-}"
+  WHEELHOUSE="$WHEELHOUSE/llama-$(echo "$LLAMA_FLAGS" | sha256sum | cut -c1-12)"
   mkdir -p "$WHEELHOUSE"
   if ! ls "$WHEELHOUSE"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
     echo "Building $LLAMA once into $WHEELHOUSE (6-10 minutes on 2 cores; later installs reuse it)..."
-    CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" .venv/bin/python -m pip wheel -q --no-deps "$LLAMA" -w "$WHEELHOUSE"
+    CMAKE_ARGS="$LLAMA_FLAGS" .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir "$LLAMA" -w "$WHEELHOUSE"
   fi
 fi
 
@@ -58,11 +76,15 @@ if large && [[ ",$EXTRAS," != *",local-large,"* ]]; then INSTALL="$EXTRAS,local-
 # a set-up that has nothing to install takes about a second instead of five. Delete the stamp to force pip.
 STAMP=.venv/.skuforge-installed
 WANT="$(sha256sum pyproject.toml | cut -d' ' -f1) $INSTALL"
+if needs_llama; then WANT+=" $(cat "$WHEELHOUSE"/llama_cpp_python-0.3.36-*.whl | sha256sum | cut -c1-16)"; fi
 if [ -f "$STAMP" ] && grep -qxF "$WANT" "$STAMP" && .venv/bin/python -c "import skuforge" 2>/dev/null; then
   echo "skuforge[$INSTALL] is installed in .venv (pyproject.toml unchanged)"
 else
   .venv/bin/python -m pip install -q --upgrade pip
   echo "Installing skuforge[$INSTALL] into .venv ..."
+  if needs_llama; then  # the wheel of this build, even where another build of the same version is installed
+    .venv/bin/python -m pip install -q --no-deps --force-reinstall "$WHEELHOUSE"/llama_cpp_python-0.3.36-*.whl
+  fi
   .venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e ".[$INSTALL]"
   echo "$WANT" >> "$STAMP"
 fi
