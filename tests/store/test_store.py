@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from skuforge.errors import NotFoundError
+from skuforge.errors import ConfigError, NotFoundError
 from skuforge.store import ItemOutcome, open_store
 
 
@@ -98,3 +101,59 @@ def test_a_store_written_before_answers_were_kept_finds_its_finished_work_by_key
     found = upgraded.finished_by_keys(job.id, ["k1", "k2"])
     assert list(found) == ["k1"] and found["k1"].output == {"t": 1}
     upgraded.close()
+
+
+def test_the_sqlite_ddl_is_what_the_sqlalchemy_schema_compiles_to() -> None:
+    from skuforge.store.ddl import SQLITE_DDL, generate
+
+    assert generate() == SQLITE_DDL, "schema.py changed: run `python -m skuforge.store.ddl` into store/ddl.py"
+
+
+def test_the_default_store_does_its_work_without_importing_sqlalchemy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    script = """
+import sys
+from skuforge.store import ItemOutcome, LedgerState, open_store
+store = open_store(sys.argv[1])
+job = store.create_job(kind="run", catalog="c.csv", recipe="title", params={"tone": "plain"})
+done = ItemOutcome(row_id="1", row_index=0, step="title", key="k1", status="done", output=[1])
+store.record(job.id, [done])
+store.record_spend(job.id, LedgerState(spent=0.25))
+store.hold(job.id, 1.0)
+store.flush()
+store.update_job(job.id, state="done", totals={"rows": 1})
+assert store.get_job(job.id).totals == {"rows": 1} and store.counts(job.id).done == 1
+assert store.ledger(job.id) == LedgerState(spent=0.25, held=1.0)
+assert store.finished_by_keys(job.id, ["k1"])["k1"].output == [1]
+store.close()
+print(sorted(m for m in sys.modules if m.startswith("sqlalchemy")))
+"""
+    done = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_store_from_a_newer_skuforge_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("UPDATE skuforge_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ConfigError) as info:
+        open_store(url)
+    assert "newer skuforge" in info.value.message and "Upgrade skuforge" in (info.value.hint or "")
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "s.db").write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(ConfigError) as info:
+        open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert str(tmp_path / "s.db") in info.value.message
+
+
+def test_updating_a_column_the_table_lacks_is_refused(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    job = store.create_job(kind="run", catalog="c.csv", recipe="title")
+    with pytest.raises(ValueError, match="no column colour"):
+        store.update_job(job.id, colour="red")
+    with pytest.raises(ValueError, match="no column state"):
+        store.update_item(job.id, "1", "title", state="done")

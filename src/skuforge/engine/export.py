@@ -42,13 +42,7 @@ def cited(meta: dict[str, Any] | None) -> list[str]:
 
 def has_sources(store: Store, job: Job) -> bool:
     """Whether any item of the job recorded knowledge sources (one query that stops at the first)."""
-    from sqlalchemy import select
-
-    from skuforge.store.schema import items
-
-    query = select(items.c.row_id).where(items.c.job_id == job.id, items.c.meta.like('%"sources"%')).limit(1)
-    with store.engine.connect() as conn:
-        return conn.execute(query).first() is not None
+    return store.has_sources(job.id)
 
 
 class Exporter:

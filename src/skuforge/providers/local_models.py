@@ -29,7 +29,6 @@ A path the user gives (`local:/models/my.gguf`) is trusted as is, but must exist
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import difflib
 import hashlib
 import importlib
@@ -306,6 +305,8 @@ def requantize(source: Path, target: Path, kind: str, *, progress: Progress | No
     try:
         quiet.setLevel(logging.CRITICAL)
         watcher.start()
+        import ctypes  # here, not at the top: every run imports this module, few requantize
+
         paths = str(source).encode(), str(partial).encode()
         code = llama_cpp.llama_model_quantize(*paths, ctypes.byref(params))
         done.set()

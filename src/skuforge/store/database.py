@@ -1,10 +1,12 @@
 """The job store: jobs, items (one per product x step x variant), budget ledgers, reviews and schedules.
 
 SQLite in WAL mode under SKUFORGE_HOME by default, or any SQLAlchemy URL (PostgreSQL for a shared service).
-Item outcomes go through one writer thread that commits whatever has arrived as one transaction (group
-commit), so the event loop never waits on the disk. `record(..., on_durable=...)` calls back once the
-outcome is committed: an executor holds a request's slot until then, so a kill -9 loses only requests still
-in flight, never an answer the process has read and acknowledged.
+Its statements are plain SQL that both databases read (`store.sql`); on SQLite they run on Python's own
+`sqlite3`, so a run on the default store does not import SQLAlchemy at all. Item outcomes go through one
+writer thread that commits whatever has arrived as one transaction (group commit), so the event loop never
+waits on the disk. `record(..., on_durable=...)` calls back once the outcome is committed: an executor holds
+a request's slot until then, so a kill -9 loses only requests still in flight, never an answer the process
+has read and acknowledged.
 
 Earlier work is found by product, never by position: `prior(job, row_ids)` returns the items of those rows
 and `finished_by_keys(job, keys)` the finished items with those item keys (a row that moved, or an identical
@@ -18,24 +20,41 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, func, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from skuforge.errors import ConfigError, NotFoundError
 from skuforge.store.records import FINISHED, ItemOutcome, ItemRecord, Job, JobCounts, LedgerState
-from skuforge.store.schema import SCHEMA_VERSION, answers, items, jobs, ledgers, meta, metadata
+from skuforge.store.sql import Database, DatabaseError, in_list, open_database
 
+SCHEMA_VERSION = 2
 _JOB_JSON = ("params", "selection", "settings", "totals")
+_JOB_COLUMNS = tuple(f.name for f in fields(Job))
+_ITEM_COLUMNS = (*(f.name for f in fields(ItemOutcome)), "job_id", "updated_at")
 _ANSWER_COLUMNS = (
     "job_id", "key", "row_id", "step", "variant", "status", "output", "error", "findings", "meta",
     "updated_at",
 )  # fmt: skip
 _ITEM_JSON = ("output", "findings", "meta")
+
+
+def _upsert(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: the same text on SQLite and PostgreSQL."""
+    changed = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changed}"
+    )
+
+
+_UPSERT_ITEM = _upsert("items", _ITEM_COLUMNS, ("job_id", "row_id", "step", "variant"))
+_UPSERT_ANSWER = _upsert("answers", _ANSWER_COLUMNS, ("job_id", "key"))
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join(':' + c for c in _JOB_COLUMNS)})"
+)
+_ONE_ITEM = "job_id = :w_job AND row_id = :w_row AND step = :w_step AND variant = :w_variant"
 
 
 def _dumps(value: Any) -> str | None:
@@ -48,29 +67,6 @@ def _loads(value: str | None) -> Any:
 
 def new_job_id() -> str:
     return f"j-{time.strftime('%Y%m%d')}-{secrets.token_hex(3)}"
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise ConfigError(
-            f"Cannot open the store at {url.split('@')[-1]}: {exc}",
-            "Use a URL like sqlite:///path/skuforge.db or postgresql+psycopg://user@host/db.",
-        ) from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
 
 
 Durable = Callable[[BaseException | None], None]
@@ -130,52 +126,53 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self.dialect = self.engine.dialect.name
+        self.db: Database = open_database(url)
+        self.dialect = self.db.dialect
         self._migrate()
         self._writer: _Writer | None = None
         self._lock = threading.Lock()
 
+    @property
+    def engine(self) -> Any:
+        """A SQLAlchemy engine on the store's database, for queries built with SQLAlchemy Core (the review
+        log, the service); the store itself does not use it."""
+        return self.db.engine
+
     # -- schema ----------------------------------------------------------------------------------------
     def _migrate(self) -> None:
         try:
-            metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                for index in items.indexes:  # a store from an older version lacks the newer indexes
-                    index.create(conn, checkfirst=True)
-                row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
-                if row is None:
-                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-                elif int(row[0]) < SCHEMA_VERSION:
-                    self._upgrade(conn, int(row[0]))
-                elif int(row[0]) > SCHEMA_VERSION:
+            self.db.create_schema()
+            with self.db.begin() as tx:
+                found = tx.rows("SELECT value FROM skuforge_meta WHERE key = 'schema_version'")
+                if not found:
+                    tx.execute(
+                        "INSERT INTO skuforge_meta (key, value) VALUES ('schema_version', :v)",
+                        {"v": str(SCHEMA_VERSION)},
+                    )
+                elif int(found[0]["value"]) < SCHEMA_VERSION:
+                    self._upgrade(tx, int(found[0]["value"]))
+                elif int(found[0]["value"]) > SCHEMA_VERSION:
                     raise ConfigError(
-                        f"The store {self.url} was written by a newer skuforge (schema {row[0]}).",
+                        f"The store {self.url} was written by a newer skuforge (schema {found[0]['value']}).",
                         "Upgrade skuforge, or point SKUFORGE_HOME / --store at another store.",
                     )
-        except OperationalError as exc:
-            raise ConfigError(
-                f"Cannot use the store at {self.url}: {exc.orig}", "Check the path or URL."
-            ) from exc
+        except DatabaseError as exc:
+            raise ConfigError(f"Cannot use the store at {self.url}: {exc}", "Check the path or URL.") from exc
 
-    def _upgrade(self, conn: Any, version: int) -> None:
-        """Bring an older store up to SCHEMA_VERSION (tables and indexes are created by create_all)."""
+    @staticmethod
+    def _upgrade(tx: Any, version: int) -> None:
+        """Bring an older store up to SCHEMA_VERSION (tables and indexes are created by create_schema)."""
         if version < 2:  # schema 2 keeps finished answers by key: fill it from the items stored so far
-            names = list(_ANSWER_COLUMNS)
-            source = select(*(items.c[n] for n in names)).where(
-                items.c.status.in_(FINISHED), items.c.key != ""
+            names = ", ".join(_ANSWER_COLUMNS)
+            done, params = in_list("s", FINISHED)
+            tx.execute(
+                f"INSERT INTO answers ({names}) SELECT {names} FROM items "
+                f"WHERE status IN {done} AND key != '' ON CONFLICT DO NOTHING",
+                params,
             )
-            stmt = self._insert(answers).from_select(names, source)
-            conn.execute(stmt.on_conflict_do_nothing())
-        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-
-    def _insert(self, table: Any) -> Any:
-        """The dialect's INSERT (for ON CONFLICT clauses)."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        return insert(table)
+        tx.execute(
+            "UPDATE skuforge_meta SET value = :v WHERE key = 'schema_version'", {"v": str(SCHEMA_VERSION)}
+        )
 
     def close(self) -> None:
         self.flush()
@@ -183,7 +180,7 @@ class Store:
             self._writer.queue.put(None)
             self._writer.join(timeout=30)
             self._writer = None
-        self.engine.dispose()
+        self.db.close()
 
     # -- jobs ------------------------------------------------------------------------------------------
     def create_job(
@@ -201,71 +198,69 @@ class Store:
             updated_at=now,
             **fields,
         )
-        row = asdict(job)
+        row = {name: getattr(job, name) for name in _JOB_COLUMNS}
         for name in _JOB_JSON:
             row[name] = _dumps(row[name]) or "{}"
-        with self.engine.begin() as conn:
-            conn.execute(jobs.insert().values(**row))
+        with self.db.begin() as tx:
+            tx.execute(_INSERT_JOB, row)
         return job
 
-    def _job_from_row(self, row: Any) -> Job:
-        data = dict(row._mapping)
+    @staticmethod
+    def _job_from_row(data: dict[str, Any]) -> Job:
         for name in _JOB_JSON:
             data[name] = _loads(data[name]) or {}
         return Job(**data)
 
     def get_job(self, job_id: str) -> Job:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
-            if row is None:
-                near = (
-                    conn.execute(select(jobs.c.id).where(jobs.c.id.like(f"%{job_id}%")).limit(5))
-                    .scalars()
-                    .all()
-                )
+        row = self.db.one("SELECT * FROM jobs WHERE id = :id", {"id": job_id})
         if row is None:
-            hint = f"Did you mean {', '.join(near)}?" if near else "List jobs with `skuforge jobs`."
+            near = self.db.rows("SELECT id FROM jobs WHERE id LIKE :near LIMIT 5", {"near": f"%{job_id}%"})
+            hint = (
+                f"Did you mean {', '.join(r['id'] for r in near)}?"
+                if near
+                else "List jobs with `skuforge jobs`."
+            )
             raise NotFoundError(f"No job '{job_id}' in the store {self.url}.", hint)
         return self._job_from_row(row)
 
     def find_job(self, fingerprint: str, kind: str = "run") -> Job | None:
         """The newest job of `kind` with this fingerprint (same catalog, recipe, model, params, selection)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(jobs)
-                .where(jobs.c.fingerprint == fingerprint, jobs.c.kind == kind)
-                .order_by(jobs.c.created_at.desc())
-                .limit(1)
-            ).first()
+        row = self.db.one(
+            "SELECT * FROM jobs WHERE fingerprint = :fp AND kind = :kind ORDER BY created_at DESC LIMIT 1",
+            {"fp": fingerprint, "kind": kind},
+        )
         return self._job_from_row(row) if row else None
 
     def list_jobs(self, *, limit: int = 50, state: str | None = None, kind: str | None = None) -> list[Job]:
-        query = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
-        if state:
-            query = query.where(jobs.c.state == state)
-        if kind:
-            query = query.where(jobs.c.kind == kind)
-        with self.engine.connect() as conn:
-            return [self._job_from_row(r) for r in conn.execute(query)]
+        wanted = {name: value for name, value in (("state", state), ("kind", kind)) if value}
+        where = " AND ".join(f"{name} = :{name}" for name in wanted)
+        rows = self.db.rows(
+            f"SELECT * FROM jobs {'WHERE ' + where if where else ''} ORDER BY created_at DESC LIMIT :limit",
+            {**wanted, "limit": limit},
+        )
+        return [self._job_from_row(r) for r in rows]
 
-    def update_job(self, job_id: str, **fields: Any) -> None:
+    def update_job(self, job_id: str, **values: Any) -> None:
+        unknown = set(values) - set(_JOB_COLUMNS)
+        if unknown:
+            raise ValueError(f"jobs has no column {', '.join(sorted(unknown))}")
         for name in _JOB_JSON:
-            if name in fields:
-                fields[name] = _dumps(fields[name]) or "{}"
-        fields["updated_at"] = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**fields))
+            if name in values:
+                values[name] = _dumps(values[name]) or "{}"
+        values["updated_at"] = time.time()
+        assigned = ", ".join(f"{name} = :{name}" for name in values)
+        with self.db.begin() as tx:
+            tx.execute(f"UPDATE jobs SET {assigned} WHERE id = :w_id", {**values, "w_id": job_id})
 
     def set_state(self, job_id: str, state: str, error: str | None = None) -> None:
         self.update_job(job_id, state=state, error=error)
 
     def delete_job(self, job_id: str) -> None:
         self.flush()
-        with self.engine.begin() as conn:
-            conn.execute(items.delete().where(items.c.job_id == job_id))
-            conn.execute(ledgers.delete().where(ledgers.c.job_id == job_id))
-            conn.execute(answers.delete().where(answers.c.job_id == job_id))
-            conn.execute(jobs.delete().where(jobs.c.id == job_id))
+        with self.db.begin() as tx:
+            for table in ("items", "ledgers", "answers"):
+                tx.execute(f"DELETE FROM {table} WHERE job_id = :job", {"job": job_id})
+            tx.execute("DELETE FROM jobs WHERE id = :job", {"job": job_id})
 
     # -- items -----------------------------------------------------------------------------------------
     def record(self, job_id: str, outcomes: Iterable[ItemOutcome], on_durable: Durable | None = None) -> None:
@@ -303,91 +298,74 @@ class Store:
         now = time.time()
         rows = []
         for entry in batch:
-            o, job_id = entry.outcome, entry.job_id
-            row = asdict(o)
+            o = entry.outcome
+            row = {name: getattr(o, name) for name in _ITEM_COLUMNS[:-2]}
             for name in _ITEM_JSON:
                 row[name] = _dumps(row[name])
-            row["cached"] = int(o.cached)
-            row.update(job_id=job_id, updated_at=now)
+            row.update(cached=int(o.cached), job_id=entry.job_id, updated_at=now)
             rows.append(row)
         finished = [  # answers paid for now; a reused one (no attempt) is already there
             {k: r[k] for k in _ANSWER_COLUMNS}
             for r in rows
             if r["status"] in FINISHED and r["key"] and not (r["attempts"] == 0 and r["cached"])
         ]
-        with self.engine.begin() as conn:
+        with self.db.begin() as tx:
             if rows:
-                conn.execute(self._upsert(), rows)
+                tx.executemany(_UPSERT_ITEM, rows)
             if finished:
-                conn.execute(self._upsert_answers(), finished)
+                tx.executemany(_UPSERT_ANSWER, finished)
             for job_id, state in figures.items():
-                self._put_ledger(conn, job_id, spent=state.spent, uncertain=state.uncertain)
+                self._put_ledger(tx, job_id, spent=state.spent, uncertain=state.uncertain)
 
     # -- the budget ledger -----------------------------------------------------------------------------
     def open_ledger(self, job_id: str) -> LedgerState:
-        """The job's spend so far, at the start of a run. What a previous run held for requests in flight
+        """The job's spend at the start of a run. What a previous run held for requests in flight
         and never settled (it was killed) is moved to `uncertain`: it may have been charged."""
         self.flush()
-        with self.engine.begin() as conn:
-            row = conn.execute(select(ledgers).where(ledgers.c.job_id == job_id)).first()
-            if row is None:
-                spent = float(
-                    conn.execute(
-                        select(func.coalesce(func.sum(items.c.cost), 0.0)).where(items.c.job_id == job_id)
-                    ).scalar_one()
-                )  # a job from before the ledger: what its items cost
-                self._put_ledger(conn, job_id, spent=spent, uncertain=0.0, held=0.0)
+        with self.db.begin() as tx:
+            found = tx.rows("SELECT * FROM ledgers WHERE job_id = :job", {"job": job_id})
+            if not found:
+                (total,) = tx.rows(
+                    "SELECT sum(cost) AS spent FROM items WHERE job_id = :job", {"job": job_id}
+                )
+                spent = float(total["spent"] or 0.0)  # a job from before the ledger: what its items cost
+                self._put_ledger(tx, job_id, spent=spent, uncertain=0.0, held=0.0)
                 return LedgerState(spent=spent)
-            state = LedgerState(spent=row.spent, uncertain=row.uncertain + row.held)
-            if row.held:
-                self._put_ledger(conn, job_id, uncertain=state.uncertain, held=0.0)
+            row = found[0]
+            state = LedgerState(spent=row["spent"], uncertain=row["uncertain"] + row["held"])
+            if row["held"]:
+                self._put_ledger(tx, job_id, uncertain=state.uncertain, held=0.0)
             return state
 
     def ledger(self, job_id: str) -> LedgerState:
         """The job's ledger as stored now (held: what the run in progress has reserved)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(ledgers).where(ledgers.c.job_id == job_id)).first()
+        row = self.db.one("SELECT * FROM ledgers WHERE job_id = :job", {"job": job_id})
         if row is None:
             return LedgerState()
-        return LedgerState(spent=row.spent, uncertain=row.uncertain, held=row.held)
+        return LedgerState(spent=row["spent"], uncertain=row["uncertain"], held=row["held"])
 
     def hold(self, job_id: str, amount: float) -> None:
         """Make a reservation durable before the requests it covers are sent (a direct commit)."""
-        with self.engine.begin() as conn:
-            self._put_ledger(conn, job_id, held=amount)
+        with self.db.begin() as tx:
+            self._put_ledger(tx, job_id, held=amount)
 
-    def _put_ledger(self, conn: Any, job_id: str, **values: float) -> None:
+    @staticmethod
+    def _put_ledger(tx: Any, job_id: str, **values: float) -> None:
         values_at = {**values, "updated_at": time.time()}
-        done = conn.execute(update(ledgers).where(ledgers.c.job_id == job_id).values(**values_at))
-        if done.rowcount == 0:
-            conn.execute(
-                ledgers.insert().values(
-                    job_id=job_id, **{"spent": 0.0, "uncertain": 0.0, "held": 0.0, **values_at}
-                )
-            )
-
-    def _upsert(self) -> Any:
-        """The insert-or-update of items, built once: building it costs more than writing a few rows."""
-        if (built := self.__dict__.get("_upsert_stmt")) is not None:
-            return built
-        stmt = self._insert(items)
-        keep = ("job_id", "row_id", "step", "variant")
-        changed = {c.name: stmt.excluded[c.name] for c in items.columns if c.name not in keep}
-        self._upsert_stmt = stmt.on_conflict_do_update(
-            index_elements=["job_id", "row_id", "step", "variant"], set_=changed
+        assigned = ", ".join(f"{name} = :{name}" for name in values_at)
+        if tx.execute(
+            f"UPDATE ledgers SET {assigned} WHERE job_id = :job_id", {**values_at, "job_id": job_id}
+        ):
+            return
+        row = {"job_id": job_id, "spent": 0.0, "uncertain": 0.0, "held": 0.0, **values_at}
+        tx.execute(
+            "INSERT INTO ledgers (job_id, spent, uncertain, held, updated_at) "
+            "VALUES (:job_id, :spent, :uncertain, :held, :updated_at)",
+            row,
         )
-        return self._upsert_stmt
 
-    def _upsert_answers(self) -> Any:
-        if (built := self.__dict__.get("_answers_stmt")) is not None:
-            return built
-        stmt = self._insert(answers)
-        changed = {c: stmt.excluded[c] for c in _ANSWER_COLUMNS if c not in ("job_id", "key")}
-        self._answers_stmt = stmt.on_conflict_do_update(index_elements=["job_id", "key"], set_=changed)
-        return self._answers_stmt
-
-    def _item_from_row(self, row: Any) -> ItemRecord:
-        data = dict(row._mapping)
+    @staticmethod
+    def _item_from_row(data: dict[str, Any]) -> ItemRecord:
         for name in _ITEM_JSON:
             data[name] = _loads(data[name])
         data["cached"] = bool(data["cached"])
@@ -396,42 +374,46 @@ class Store:
     def has_items(self, job_id: str) -> bool:
         """Whether any item of the job is stored (a first run needs no lookups)."""
         self.flush()
-        with self.engine.connect() as conn:
-            query = select(items.c.row_id).where(items.c.job_id == job_id).limit(1)
-            return conn.execute(query).first() is not None
+        return (
+            self.db.one("SELECT row_id FROM items WHERE job_id = :job LIMIT 1", {"job": job_id}) is not None
+        )
+
+    def has_sources(self, job_id: str) -> bool:
+        """Whether any item of the job kept the passages it was written from (`meta.sources`)."""
+        query = "SELECT row_id FROM items WHERE job_id = :job AND meta LIKE :sources LIMIT 1"
+        return self.db.one(query, {"job": job_id, "sources": '%"sources"%'}) is not None
 
     def prior(self, job_id: str, row_ids: Sequence[str]) -> dict[tuple[str, str, str], ItemRecord]:
         """The items of these rows, by (row_id, step, variant): one query per chunk of rows."""
         found: dict[tuple[str, str, str], ItemRecord] = {}
-        with self.engine.connect() as conn:
-            for part in _parts(list(dict.fromkeys(row_ids))):
-                query = select(items).where(items.c.job_id == job_id, items.c.row_id.in_(part))
-                for r in conn.execute(query):
-                    item = self._item_from_row(r)
-                    found[(item.row_id, item.step, item.variant)] = item
+        for part in _parts(list(dict.fromkeys(row_ids))):
+            wanted, params = in_list("r", part)
+            for r in self.db.rows(
+                f"SELECT * FROM items WHERE job_id = :job AND row_id IN {wanted}", {**params, "job": job_id}
+            ):
+                item = self._item_from_row(r)
+                found[(item.row_id, item.step, item.variant)] = item
         return found
 
     def finished_by_keys(self, job_id: str, keys: Sequence[str]) -> dict[str, ItemRecord]:
         """The job's finished answer for each of these item keys that has one (whatever row it was for)."""
         found: dict[str, ItemRecord] = {}
-        wanted = [k for k in dict.fromkeys(keys) if k]
-        with self.engine.connect() as conn:
-            for part in _parts(wanted):
-                query = select(answers).where(answers.c.job_id == job_id, answers.c.key.in_(part))
-                for r in conn.execute(query):
-                    data = dict(r._mapping)
-                    for name in _ITEM_JSON:
-                        data[name] = _loads(data[name])
-                    found[r.key] = ItemRecord(**data, row_index=-1)
+        for part in _parts([k for k in dict.fromkeys(keys) if k]):
+            wanted, params = in_list("k", part)
+            for data in self.db.rows(
+                f"SELECT * FROM answers WHERE job_id = :job AND key IN {wanted}", {**params, "job": job_id}
+            ):
+                for name in _ITEM_JSON:
+                    data[name] = _loads(data[name])
+                found[data["key"]] = ItemRecord(**data, row_index=-1)
         return found
 
     def items_in_range(self, job_id: str, first: int, last: int) -> list[ItemRecord]:
         """Items whose row_index is in [first, last]: the engine's resume lookup, one query per chunk."""
-        query = select(items).where(
-            items.c.job_id == job_id, items.c.row_index >= first, items.c.row_index <= last
-        )
-        with self.engine.connect() as conn:
-            return [self._item_from_row(r) for r in conn.execute(query)]
+        query = "SELECT * FROM items WHERE job_id = :job AND row_index >= :first AND row_index <= :last"
+        return [
+            self._item_from_row(r) for r in self.db.rows(query, {"job": job_id, "first": first, "last": last})
+        ]
 
     def items(
         self,
@@ -444,18 +426,19 @@ class Store:
         batch: int = 2000,
     ) -> Iterator[ItemRecord]:
         """Items of a job in catalog order, streamed page by page."""
-        base = select(items).where(items.c.job_id == job_id)
+        where, params = "job_id = :job", {"job": job_id}
         if status is not None:
-            wanted = [status] if isinstance(status, str) else list(status)
-            base = base.where(items.c.status.in_(wanted))
+            wanted, statuses = in_list("s", [status] if isinstance(status, str) else list(status))
+            where, params = f"{where} AND status IN {wanted}", {**params, **statuses}
         if review is not None:
-            base = base.where(items.c.review == review)
-        base = base.order_by(items.c.row_index, items.c.step, items.c.variant)
+            where, params = f"{where} AND review = :review", {**params, "review": review}
+        query = f"SELECT * FROM items WHERE {where} ORDER BY row_index, step, variant LIMIT :size OFFSET :at"
         yielded, position = 0, offset
         while limit is None or yielded < limit:
             size = batch if limit is None else min(batch, limit - yielded)
-            with self.engine.connect() as conn:
-                page = [self._item_from_row(r) for r in conn.execute(base.offset(position).limit(size))]
+            page = [
+                self._item_from_row(r) for r in self.db.rows(query, {**params, "size": size, "at": position})
+            ]
             yield from page
             yielded += len(page)
             position += len(page)
@@ -463,63 +446,44 @@ class Store:
                 return
 
     def get_item(self, job_id: str, row_id: str, step: str, variant: str = "") -> ItemRecord:
-        query = select(items).where(
-            items.c.job_id == job_id,
-            items.c.row_id == row_id,
-            items.c.step == step,
-            items.c.variant == variant,
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        where = {"w_job": job_id, "w_row": row_id, "w_step": step, "w_variant": variant}
+        row = self.db.one(f"SELECT * FROM items WHERE {_ONE_ITEM}", where)
         if row is None:
             raise NotFoundError(
                 f"Job {job_id} has no item for row '{row_id}', step '{step}' {variant}".rstrip()
             )
         return self._item_from_row(row)
 
-    def update_item(self, job_id: str, row_id: str, step: str, variant: str = "", **fields: Any) -> None:
+    def update_item(self, job_id: str, row_id: str, step: str, variant: str = "", **values: Any) -> None:
+        unknown = set(values) - set(_ITEM_COLUMNS)
+        if unknown:
+            raise ValueError(f"items has no column {', '.join(sorted(unknown))}")
         for name in _ITEM_JSON:
-            if name in fields:
-                fields[name] = _dumps(fields[name])
-        fields["updated_at"] = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(items)
-                .where(
-                    items.c.job_id == job_id,
-                    items.c.row_id == row_id,
-                    items.c.step == step,
-                    items.c.variant == variant,
-                )
-                .values(**fields)
-            )
+            if name in values:
+                values[name] = _dumps(values[name])
+        values["updated_at"] = time.time()
+        assigned = ", ".join(f"{name} = :{name}" for name in values)
+        where = {"w_job": job_id, "w_row": row_id, "w_step": step, "w_variant": variant}
+        with self.db.begin() as tx:
+            tx.execute(f"UPDATE items SET {assigned} WHERE {_ONE_ITEM}", {**values, **where})
 
     def counts(self, job_id: str) -> JobCounts:
         query = (
-            select(
-                items.c.status,
-                func.count(),
-                func.sum(items.c.input_tokens),
-                func.sum(items.c.output_tokens),
-                func.sum(items.c.cost),
-                func.sum(items.c.attempts),
-                func.count(func.distinct(items.c.row_id)),
-            )
-            .where(items.c.job_id == job_id)
-            .group_by(items.c.status)
+            "SELECT status, count(*) AS n, sum(input_tokens) AS tin, sum(output_tokens) AS tout, "
+            "sum(cost) AS cost, sum(attempts) AS attempts FROM items WHERE job_id = :job GROUP BY status"
         )
         counts = JobCounts()
-        with self.engine.connect() as conn:
-            for status, n, tin, tout, cost, attempts, _rows in conn.execute(query):
-                if status in ("done", "flagged", "failed", "skipped"):
-                    setattr(counts, status, n)
-                counts.input_tokens += tin or 0
-                counts.output_tokens += tout or 0
-                counts.cost += cost or 0.0
-                counts.requests += attempts or 0
-            counts.rows = conn.execute(
-                select(func.count(func.distinct(items.c.row_id))).where(items.c.job_id == job_id)
-            ).scalar_one()
+        for r in self.db.rows(query, {"job": job_id}):
+            if r["status"] in ("done", "flagged", "failed", "skipped"):
+                setattr(counts, r["status"], r["n"])
+            counts.input_tokens += r["tin"] or 0
+            counts.output_tokens += r["tout"] or 0
+            counts.cost += r["cost"] or 0.0
+            counts.requests += r["attempts"] or 0
+        rows = self.db.one(
+            "SELECT count(DISTINCT row_id) AS n FROM items WHERE job_id = :job", {"job": job_id}
+        )
+        counts.rows = int(rows["n"]) if rows else 0
         return counts
 
 

@@ -1,13 +1,14 @@
 """Tables of the job store, in SQLAlchemy Core so one schema serves SQLite and PostgreSQL.
 
-JSON values are stored as text (orjson) so both databases read them the same way.
+JSON values are stored as text (orjson) so both databases read them the same way. The store opens a SQLite
+file from this schema compiled to DDL (`store/ddl.py`) and keeps its version (`SCHEMA_VERSION`) beside its
+statements in `store/database.py`.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
 
-SCHEMA_VERSION = 2
 metadata = MetaData()
 
 meta = Table(
