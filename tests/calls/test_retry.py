@@ -22,7 +22,7 @@ class Sleeps:
 def test_retry_succeeds_after_transient_faults_and_counts_them() -> None:
     provider = Scripted([TransientError("502 bad gateway"), TransientError("connection reset"), "fine"])
     stats, sleeps = CallStats(), Sleeps()
-    client = Retrying(provider, base_s=0.5, cap_s=30, stats=stats, sleep=sleeps, draw=lambda: 0.999)
+    client = Retrying(provider, error_base_s=0.5, cap_s=30, stats=stats, sleep=sleeps, draw=lambda: 0.999)
 
     result = run_virtual(client.generate(ask()))
 
@@ -57,6 +57,15 @@ def test_a_permanent_error_is_never_retried() -> None:
     assert len(provider.calls) == 1
     assert caught.value.status == 401
     assert "gave up" not in caught.value.message
+
+
+def test_a_server_error_is_retried_sooner_than_a_rate_limit() -> None:
+    faults = [TransientError("500"), RateLimitError("429"), TransientError("dropped"), "ok"]
+    sleeps = Sleeps()
+    client = Retrying(Scripted(faults), sleep=sleeps, draw=lambda: 0.999)
+
+    assert run_virtual(client.generate(ask())).text == "ok"
+    assert sleeps.delays == [pytest.approx(0.0999), pytest.approx(0.999), pytest.approx(0.3996)]
 
 
 def test_a_rate_limit_waits_at_least_retry_after() -> None:

@@ -3,9 +3,9 @@
 At scale, a few requests in a thousand hang (a stuck connection, a server that lost them) and the run waits
 the full timeout for each. `Hedged` watches the latency of the answers it gets and:
 
-- sends a second copy of a request still unanswered after `hedge_factor` x the 95th-percentile latency, and
-  takes whichever answers first (the other is cancelled); if that copy fails while the first still hangs,
-  one more is sent (three copies at most). Hedges are capped at `max_share` of requests, so
+- sends a second copy of a request still unanswered after `hedge_factor` (1.5) x the 95th-percentile
+  latency, and takes whichever answers first (the other is cancelled); if that copy fails while the first
+  still hangs, one more is sent (three copies at most). Hedges are capped at `max_share` of requests, so
   a slow server is never flooded with copies; each copy goes through the limiter (it takes a slot and its
   RPM/TPM) and the budget (it reserves its cost, and a cancelled copy counts as maybe charged);
 - gives the request as a whole a deadline derived from the same distribution (`deadline_factor` x p99,
@@ -65,7 +65,7 @@ class Hedged(Wrapper):
         *,
         timeout_s: float,
         stats: CallStats | None = None,
-        hedge_factor: float = 2.0,
+        hedge_factor: float = 1.5,
         min_hedge_s: float = 0.05,
         max_share: float = 0.05,
         deadline_factor: float = 4.0,

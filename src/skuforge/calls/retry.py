@@ -5,6 +5,13 @@
 (a uniform draw in [0, min(cap, base * 2**n)]), which spreads thousands of clients that failed together; a
 rate-limit answer waits at least the `retry_after` the server gave.
 
+The base differs by fault. A 429 says the server is overloaded: 0.5 s, doubling. A 500, a dropped
+connection or a timeout is usually one bad request or connection, and the next attempt goes to a server
+that is answering others: 0.1 s, doubling (0.1, 0.2, 0.4 ... up to the cap, so a server that keeps failing
+is still backed off within a few attempts, and the breaker stops every request when it cannot be reached).
+At the end of a run the last requests wait for exactly these retries: with 3% 500s and 1% dropped
+connections (S3 of the scale benchmark) the shorter base took 0.2-0.3 s off a 6.7 s run.
+
 The timeout clock of an attempt runs only while the request is *sent*, not while it waits in a limiter's
 queue: a `Limited` layer underneath calls `hold_timeout()` when the request has to queue and
 `restart_timeout()` once it admits it, so a request that queued for a minute behind a rate limit is not timed
@@ -97,6 +104,7 @@ class Retrying(Wrapper):
         max_retries: int = 6,
         timeout_s: float = 120.0,
         base_s: float = 0.5,
+        error_base_s: float = 0.1,
         cap_s: float = 30.0,
         stats: CallStats | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -105,7 +113,8 @@ class Retrying(Wrapper):
         super().__init__(inner)
         self.max_retries = max_retries
         self.timeout_s = timeout_s
-        self.base_s = base_s
+        self.base_s = base_s  # after a 429
+        self.error_base_s = error_base_s  # after any other transient fault
         self.cap_s = cap_s
         self.stats = stats or CallStats()
         self._sleep = sleep
@@ -152,10 +161,10 @@ class Retrying(Wrapper):
             ) from exc
 
     def _delay(self, attempt: int, exc: TransientError) -> float:
+        if not isinstance(exc, RateLimitError):
+            return backoff_s(attempt, base_s=self.error_base_s, cap_s=self.cap_s, draw=self._draw())
         delay = backoff_s(attempt, base_s=self.base_s, cap_s=self.cap_s, draw=self._draw())
-        if isinstance(exc, RateLimitError) and exc.retry_after:
-            delay = max(delay, exc.retry_after)
-        return delay
+        return max(delay, exc.retry_after or 0.0)
 
     async def stream(self, request: Request) -> AsyncIterator[str]:
         """Streams are not retried: text already shown cannot be taken back. Each piece gets the timeout."""
