@@ -74,6 +74,33 @@ def test_a_stuck_request_whose_hedge_fails_gets_one_more_copy_not_its_deadline()
     assert result.text == "answer 42" and stats.hedges == 2 and stats.hedge_wins == 1
 
 
+def test_a_stuck_request_whose_hedge_hangs_too_gets_a_third_copy_not_its_deadline() -> None:
+    async def scenario() -> tuple[Result, Paced, CallStats]:
+        provider, stats = Paced(stuck={40, 41}), CallStats()
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, min_deadline_s=3600, min_hedge_s=0.5)
+        await warm(hedged)
+        async with asyncio.timeout(60):  # a defect shows as a failure, not as an hour
+            return await hedged.generate(ask("the stuck one")), provider, stats
+
+    result, provider, stats = asyncio.run(scenario())
+    assert result.text == "answer 42" and stats.hedges == 2 and stats.hedge_wins == 1
+    assert provider.cancelled == 2  # both stuck copies were given up
+
+
+def test_a_stuck_request_whose_every_hedge_fails_is_given_back_to_the_retries_not_its_deadline() -> None:
+    async def scenario() -> tuple[Paced, CallStats]:
+        provider, stats = Paced(stuck={40}, failing={41, 42}), CallStats()
+        hedged = Hedged(provider, timeout_s=3600, stats=stats, min_deadline_s=3600, min_hedge_s=0.5)
+        await warm(hedged)
+        async with asyncio.timeout(60):  # a defect shows as a failure, not as an hour
+            with pytest.raises(TransientError):
+                await hedged.generate(ask("the stuck one"))
+        return provider, stats
+
+    provider, stats = asyncio.run(scenario())
+    assert stats.hedges == 2 and provider.cancelled == 1  # the stuck first copy was given up
+
+
 def test_a_request_stuck_in_the_first_wave_is_hedged_once_the_latencies_are_known() -> None:
     """128 requests go out before any answer is back: the one that hangs does not wait the timeout."""
 

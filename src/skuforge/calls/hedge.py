@@ -4,10 +4,11 @@ At scale, a few requests in a thousand hang (a stuck connection, a server that l
 the full timeout for each. `Hedged` watches the latency of the answers it gets and:
 
 - sends a second copy of a request still unanswered after `hedge_factor` (1.5) x the 95th-percentile
-  latency, and takes whichever answers first (the other is cancelled); if that copy fails while the first
-  still hangs, one more is sent (three copies at most). Hedges are capped at `max_share` of requests, so
-  a slow server is never flooded with copies; each copy goes through the limiter (it takes a slot and its
-  RPM/TPM) and the budget (it reserves its cost, and a cancelled copy counts as maybe charged);
+  latency, and takes whichever answers first (the other is cancelled); if that copy fails, or is still
+  unanswered after the same delay, while the first still hangs, one more is sent (three copies at most).
+  Hedges are capped at `max_share` of requests, so a slow server is never flooded with copies; each copy
+  goes through the limiter (it takes a slot and its RPM/TPM) and the budget (it reserves its cost, and a
+  cancelled copy counts as maybe charged);
 - gives the request as a whole a deadline derived from the same distribution (`deadline_factor` x p99,
   at least `min_deadline_s`), well under the configured timeout once the latencies are known; a request
   past it raises `TransientError`, which the retry layer retries.
@@ -137,6 +138,13 @@ class Hedged(Wrapper):
         race = _Race(loop, spare)
         race.add(asyncio.ensure_future(self.inner.generate(request)))
         started, timer = time.monotonic(), None
+
+        def hedge(wait: float) -> None:  # a copy now, and another if it is still unanswered after `wait`
+            nonlocal timer
+            race.hedge()
+            if not race.settled.done() and 1 < len(race.copies) < race.MAX_COPIES:
+                timer = loop.call_later(wait, hedge, wait)
+
         try:
             if self.may_hedge() or self.warming():
                 await asyncio.sleep(0)  # the copy starts: a limiter below admits it, or queues it (hold)
@@ -146,7 +154,7 @@ class Hedged(Wrapper):
                 wait = await self._hedge_delay(race.copies[0])
                 if wait is not None and not race.settled.done():
                     at = loop.time() + max(0.0, started + wait - time.monotonic())
-                    timer = loop.call_at(at, race.hedge)
+                    timer = loop.call_at(at, hedge, wait)
             winner = await race.settled
             if winner.exception() is not None:
                 raise race.errors[0]
@@ -195,8 +203,12 @@ class _Race:
     """The copies of one request; `settled` is the first copy that answered, or the last to fail.
 
     `hedge()` adds a copy made by `spare` (None when the hedges' share is used up). When a hedge fails (a
-    500, a dropped connection) while the first copy still hangs, one more is sent, up to `MAX_COPIES`, so
-    a stuck request whose hedge failed does not wait for its deadline."""
+    500, a dropped connection), or is itself unanswered after the hedge delay, while the first copy still
+    hangs, one more is sent, up to `MAX_COPIES`, so a stuck request whose hedge failed or hung too does not
+    wait for its deadline. When no more copies may be sent and every one but the stuck first has failed,
+    the race ends with their error at once, and the retry layer sends the request again (S3r of the scale
+    benchmark: a hung request whose two hedges both failed waited out the 5 s deadline at the end of the
+    run, 0.5 s past everything else)."""
 
     MAX_COPIES = 3
 
@@ -213,7 +225,9 @@ class _Race:
         copy.add_done_callback(self._done)
 
     def hedge(self) -> None:
-        if self.settled.done() or self.copies[0].done() or len(self.copies) >= self.MAX_COPIES:
+        if self.settled.done() or len(self.copies) >= self.MAX_COPIES:
+            return
+        if all(c.done() for c in self.copies):  # every copy failed: the race is being settled
             return
         copy = self.spare()
         if copy is not None:
@@ -226,7 +240,11 @@ class _Race:
         if error is not None:
             self.errors.append(error)
             if copy is not self.copies[0]:
+                made = len(self.copies)
                 self.hedge()  # the hedge failed and the first copy still hangs: one more
+                if len(self.copies) == made and all(c.done() for c in self.copies[1:]):
+                    self.settled.set_result(copy)  # only the stuck first copy is left: the retry layer
+                    return  # sends the request again rather than wait for its deadline
         if error is None or all(c.done() for c in self.copies):
             self.settled.set_result(copy)
 
