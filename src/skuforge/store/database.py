@@ -27,7 +27,7 @@ import orjson
 
 from skuforge.errors import ConfigError, NotFoundError
 from skuforge.store.records import FINISHED, ItemOutcome, ItemRecord, Job, JobCounts, LedgerState
-from skuforge.store.sql import Database, DatabaseError, in_list, open_database
+from skuforge.store.sql import Database, DatabaseError, Transaction, in_list, open_database
 
 SCHEMA_VERSION = 2
 _JOB_JSON = ("params", "selection", "settings", "totals")
@@ -160,7 +160,7 @@ class Store:
             raise ConfigError(f"Cannot use the store at {self.url}: {exc}", "Check the path or URL.") from exc
 
     @staticmethod
-    def _upgrade(tx: Any, version: int) -> None:
+    def _upgrade(tx: Transaction, version: int) -> None:
         """Bring an older store up to SCHEMA_VERSION (tables and indexes are created by create_schema)."""
         if version < 2:  # schema 2 keeps finished answers by key: fill it from the items stored so far
             names = ", ".join(_ANSWER_COLUMNS)
@@ -319,7 +319,7 @@ class Store:
 
     # -- the budget ledger -----------------------------------------------------------------------------
     def open_ledger(self, job_id: str) -> LedgerState:
-        """The job's spend at the start of a run. What a previous run held for requests in flight
+        """The job's spend so far, at the start of a run. What a previous run held for requests in flight
         and never settled (it was killed) is moved to `uncertain`: it may have been charged."""
         self.flush()
         with self.db.begin() as tx:
@@ -350,7 +350,7 @@ class Store:
             self._put_ledger(tx, job_id, held=amount)
 
     @staticmethod
-    def _put_ledger(tx: Any, job_id: str, **values: float) -> None:
+    def _put_ledger(tx: Transaction, job_id: str, **values: float) -> None:
         values_at = {**values, "updated_at": time.time()}
         assigned = ", ".join(f"{name} = :{name}" for name in values_at)
         if tx.execute(
