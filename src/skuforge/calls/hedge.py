@@ -137,14 +137,7 @@ class Hedged(Wrapper):
 
         race = _Race(loop, spare)
         race.add(asyncio.ensure_future(self.inner.generate(request)))
-        started, timer = time.monotonic(), None
-
-        def hedge(wait: float) -> None:  # a copy now, and another if it is still unanswered after `wait`
-            nonlocal timer
-            race.hedge()
-            if not race.settled.done() and 1 < len(race.copies) < race.MAX_COPIES:
-                timer = loop.call_later(wait, hedge, wait)
-
+        started = time.monotonic()
         try:
             if self.may_hedge() or self.warming():
                 await asyncio.sleep(0)  # the copy starts: a limiter below admits it, or queues it (hold)
@@ -153,8 +146,7 @@ class Hedged(Wrapper):
                 started = time.monotonic()
                 wait = await self._hedge_delay(race.copies[0])
                 if wait is not None and not race.settled.done():
-                    at = loop.time() + max(0.0, started + wait - time.monotonic())
-                    timer = loop.call_at(at, hedge, wait)
+                    race.arm(loop.time() + max(0.0, started + wait - time.monotonic()), wait)
             winner = await race.settled
             if winner.exception() is not None:
                 raise race.errors[0]
@@ -164,8 +156,7 @@ class Hedged(Wrapper):
                 self._warm_event.set()
             return winner.result()
         finally:
-            if timer is not None:
-                timer.cancel()
+            race.disarm()
             await _cancel(race.copies)
 
     def warming(self) -> bool:
@@ -215,14 +206,31 @@ class _Race:
     def __init__(
         self, loop: asyncio.AbstractEventLoop, spare: Callable[[], asyncio.Future[Result] | None]
     ) -> None:
-        self.spare = spare
+        self.loop, self.spare = loop, spare
         self.copies: list[asyncio.Future[Result]] = []
         self.errors: list[BaseException] = []
         self.settled: asyncio.Future[asyncio.Future[Result]] = loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+        self.wait = 0.0
 
     def add(self, copy: asyncio.Future[Result]) -> None:
         self.copies.append(copy)
         copy.add_done_callback(self._done)
+
+    def arm(self, at: float, wait: float) -> None:
+        """A copy at loop time `at`, and another each `wait` seconds after while none has answered."""
+        self.wait, self.timer = wait, self.loop.call_at(at, self._on_timer)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.hedge()
+        if not self.settled.done() and 1 < len(self.copies) < self.MAX_COPIES:
+            self.timer = self.loop.call_later(self.wait, self._on_timer)
 
     def hedge(self) -> None:
         if self.settled.done() or len(self.copies) >= self.MAX_COPIES:
