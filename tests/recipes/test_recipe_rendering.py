@@ -216,3 +216,55 @@ def test_variants_default_to_a_single_empty_variant(tmp_path: Path) -> None:
     assert recipe.steps[0].variants(recipe.params) == [{}]
     assert recipe.steps[0].column_names(recipe.params) == ["blurb"]
     assert recipe.steps[0].column_names(recipe.resolve_params({"locales": "de"})) == ["blurb@de"]
+
+
+def _system(step: object, row: dict, params: dict, label: str = "1") -> str:
+    request = step.build_request(row, {}, {}, params, row_label=label)  # type: ignore[attr-defined]
+    assert request is not None
+    return str(request.messages[0].content)
+
+
+def test_a_system_prompt_reading_a_few_fields_is_rendered_once_per_value_and_right_for_every_row(
+    tmp_path: Path,
+) -> None:
+    recipe = load_recipe(str(_recipe(tmp_path)))
+    step = recipe.steps[0]
+    assert step._instruction_reads == ("brand", "category")  # the instruction's and the rules' fields
+    rows = [
+        {"title": "A", "material": "m", "brand": "Acme", "category": "Shoes"},
+        {"title": "B", "material": "n", "brand": "Acme", "category": "Mugs"},
+        {"title": "C", "material": "o", "brand": "Acme", "category": "Shoes"},
+        {"title": "D", "material": "p", "brand": "Bolt"},
+    ]
+    before = len(step._instruction_memo)  # loading the recipe rendered a sample row
+    texts = [_system(step, row, recipe.params, str(i)) for i, row in enumerate(rows)]
+    assert texts[0] == texts[2] and "Mention comfort." in texts[0] and "Acme" in texts[0]
+    assert "comfort" not in texts[1] and "comfort" not in texts[3] and "Bolt product" in texts[3]
+    assert len(step._instruction_memo) == before + 3  # Acme shoes, Acme mugs, Bolt without a category
+    with pytest.raises(MissingFieldError, match="needs field 'brand', missing in row 9"):
+        _system(step, {"title": "E", "material": "q", "category": "Shoes"}, recipe.params, "9")
+
+
+def test_a_system_prompt_reading_the_whole_row_is_rendered_for_each_row(tmp_path: Path) -> None:
+    text = RECIPE.replace("for a {{ brand }} product", "for {{ row.title }}")
+    recipe = load_recipe(str(_recipe(tmp_path, text)))
+    step = recipe.steps[0]
+    assert step._instruction_reads is None
+    one = _system(step, {"title": "Trail runner", "material": "m", "brand": "B"}, recipe.params)
+    two = _system(step, {"title": "Road shoe", "material": "m", "brand": "B"}, recipe.params)
+    assert "for Trail runner" in one and "for Road shoe" in two
+
+
+def test_the_render_memo_stays_bounded_when_a_section_reads_a_field_unique_to_each_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skuforge.recipes import step as step_module
+
+    monkeypatch.setattr(step_module, "MEMO_SIZE", 3)
+    text = RECIPE.replace("for a {{ brand }} product", "for {{ title }}")
+    recipe = load_recipe(str(_recipe(tmp_path, text)))
+    step = recipe.steps[0]
+    for i in range(10):
+        row = {"title": f"Item {i}", "material": "m", "brand": "B"}
+        assert f"for Item {i}" in _system(step, row, recipe.params)
+        assert len(step._instruction_memo) <= 3

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from jinja2 import Template, meta
+from jinja2 import Template, TemplateSyntaxError, meta
 from jinja2.utils import missing
 
 from skuforge.checks.base import CATALOG_NOTE, CheckSpec, Finding
@@ -125,7 +125,13 @@ class Step:
         sections += list(zip(spec.requirements, self._requirements, strict=True))
         sections += [(spec.ask, self._ask)] if spec.ask and self._ask is not None else []
         for source, template in sections:
-            self._static[id(template)] = _row_free(source, set(spec.variants))
+            self._static[id(template)] = _row_reads([source], set(spec.variants)) == ()
+        # the system prompt's sections together: what of the row they read, when that is a few fields
+        rule_sources = [f"{{{{ {r.when} }}}}" for r in spec.rules] + [r.text for r in spec.rules]
+        read = [spec.instruction, *spec.requirements, *rule_sources]
+        self._instruction_reads = _row_reads(read, set(spec.variants))
+        self._instruction_memo: dict[bytes, tuple[str, list[str]]] = {}
+        self._example_memo: dict[tuple[tuple[int, ...], str, bool], list[Message]] = {}
 
     def __repr__(self) -> str:
         return f"Step({self.recipe.name}.{self.name})"
@@ -409,6 +415,24 @@ class Step:
         return text
 
     def _instructions(self, ctx: dict[str, Any], row_label: str) -> tuple[str, list[str]]:
+        """The instruction and the requirements that apply to this row. When the sections read only a few
+        of the row's fields (`Write a listing for this {{ category }} product`, a rule `when: category ==
+        'Kitchen'`), they are rendered once per distinct value of those fields (with the variant and
+        params) and reused: rendering them for every row was 8% of the event loop's time on the scale
+        benchmark's realistic recipe."""
+        reads = self._instruction_reads
+        if reads is None:
+            return self._render_instructions(ctx, row_label)
+        values = [[name in ctx, ctx.get(name)] for name in reads]
+        key = orjson.dumps([ctx["variant"], ctx["params"], values], option=orjson.OPT_SORT_KEYS, default=str)
+        found = self._instruction_memo.get(key)
+        if found is None:
+            if len(self._instruction_memo) >= MEMO_SIZE:  # a field unique to each row: keep memory flat
+                self._instruction_memo.clear()
+            found = self._instruction_memo[key] = self._render_instructions(ctx, row_label)
+        return found[0], list(found[1])
+
+    def _render_instructions(self, ctx: dict[str, Any], row_label: str) -> tuple[str, list[str]]:
         with self._guard("instruction", ctx, row_label):
             instruction = self._render(self._instruction, ctx)
         requirements = []
@@ -516,18 +540,27 @@ class Step:
         self, ctx: dict[str, Any], targets: list[str] | None, params: dict[str, Any], row_label: str, ask: str
     ) -> tuple[list[Message], int]:
         """The example turns, and how many of the last ones were chosen for this row alone."""
-        chosen = []
+        chosen, picked = [], []
         for i, (when, data, answer) in enumerate(self._examples):
             if when is not None:
                 with self._guard(f"examples[{i}].when", ctx, row_label):
                     if not evaluate(when, ctx):
                         continue
             chosen.append((data, answer))
+            picked.append(i)
         universe = self._column_universe(params) if targets is not None else []
         if targets is not None and self.spec.targets is not None and self.spec.targets.when == "missing":
             return self._extraction_examples(ctx, chosen, universe, targets, params)
         fill_null = self.spec.targets is None or self.spec.targets.when == "missing"
-        return prompt.example_turns(chosen, targets, universe, ask, fill_null), 0
+        if targets is not None:
+            return prompt.example_turns(chosen, targets, universe, ask, fill_null), 0
+        key = (tuple(picked), ask, fill_null)
+        turns = self._example_memo.get(key)
+        if turns is None:  # the same examples and ask line as an earlier row: the same turns
+            if len(self._example_memo) >= MEMO_SIZE:
+                self._example_memo.clear()
+            turns = self._example_memo[key] = prompt.example_turns(chosen, None, universe, ask, fill_null)
+        return list(turns), 0
 
     # -- extraction: examples from the catalog, values copied from the data -----------------------------
 
@@ -693,13 +726,28 @@ STATIC_NAMES = frozenset({"params", "recipe", "step", "locale", "variant"})
 """What a section may read and still render the same for every row of a run (no row, outputs or targets)."""
 
 
-def _row_free(source: str, variant_keys: set[str]) -> bool:
-    """Whether a template reads nothing of the row and calls no retrieval function (whose sources must
-    be recorded for each row), so one render serves every row with the same variant and params."""
-    if "knowledge" in source or "examples" in source:
-        return False
-    names = meta.find_undeclared_variables(STRICT.parse(source))
-    return names <= STATIC_NAMES | variant_keys | (set(STRICT.globals) - {"knowledge", "examples"})
+PER_ROW_NAMES = frozenset({"row", "outputs", "targets", "data_chars", "data_tokens"})
+"""What only the whole row, or work done for it, can answer: a section that reads one is rendered per row."""
+MEMO_SIZE = 4096
+"""Renders a step keeps for reuse (system prompts by the fields they read, example turns); past it the
+memo starts again, so a section that reads a field unique to each row does not grow with the catalog."""
+
+
+def _row_reads(sources: list[str], variant_keys: set[str]) -> tuple[str, ...] | None:
+    """The row's fields that these sections read, when reading fields by name is all they do of the row:
+    then they render the same for every row with the same values of those fields (and the same variant and
+    params); `()` when they read nothing of it. None when one reads the row as a whole, earlier outputs or
+    the targets, or calls a retrieval function (whose sources must be recorded for each row)."""
+    names: set[str] = set()
+    for source in sources:
+        if "knowledge" in source or "examples" in source:
+            return None
+        try:
+            names |= meta.find_undeclared_variables(STRICT.parse(source))
+        except TemplateSyntaxError:  # reported where the section is compiled; here: render it per row
+            return None
+    reads = names - STATIC_NAMES - variant_keys - set(STRICT.globals)
+    return None if reads & PER_ROW_NAMES else tuple(sorted(reads))
 
 
 def _variant_key(variant: dict[str, Any], params: dict[str, Any]) -> bytes:
