@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from skuforge import yamlfile
 from skuforge.errors import ConfigError
 
 DEFAULT_MODEL = "local:qwen2.5-0.5b"
@@ -67,7 +68,7 @@ def load_settings(path: Path | None = None) -> Settings:
     if not path.exists():
         return Settings()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlfile.load(path.read_text(encoding="utf-8")) or {}
         return Settings.model_validate(data)
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"Config file {path} is not valid: {exc}", "Fix the file or remove it.") from exc

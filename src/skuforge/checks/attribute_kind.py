@@ -27,8 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from skuforge import yamlfile
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.grounding import vocabulary
 from skuforge.checks.merchandising import (
@@ -44,7 +43,7 @@ from skuforge.checks.outputs import row_text
 
 @functools.cache
 def _colors() -> tuple[re.Pattern[str], tuple[str, ...]]:
-    data = yaml.safe_load((Path(__file__).parent / "data" / "colors.yaml").read_text(encoding="utf-8"))
+    data = yamlfile.load((Path(__file__).parent / "data" / "colors.yaml").read_text(encoding="utf-8"))
     latin = re.compile(r"\b(?:" + "|".join(map(re.escape, data["en"])) + r")s?\b", re.IGNORECASE)
     return latin, tuple(data["zh"])
 

@@ -19,8 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from skuforge import yamlfile
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.outputs import as_fields, passed, problem, row_brand, row_text, strings
 from skuforge.checks.quantities import Quantity, quantities, spelled_numbers
@@ -84,7 +83,7 @@ def _term(text: str, material: str, case: bool) -> Term:
 @lru_cache(maxsize=1)
 def vocabulary() -> Vocabulary:
     """The shipped material vocabulary, compiled once."""
-    data = yaml.safe_load((DATA / "materials.yaml").read_text(encoding="utf-8"))
+    data = yamlfile.load((DATA / "materials.yaml").read_text(encoding="utf-8"))
     ignore = tuple(data.pop("_ignore", []))
     terms, implies = [], {}
     for material, entry in data.items():
@@ -104,7 +103,7 @@ def brand_list(path: str | None = None) -> tuple[tuple[str, ...], frozenset[str]
     file = Path(path) if path else DATA / "brands.yaml"
     if not file.exists():
         raise RecipeError(f"Brand list {file} does not exist.", "Fix the grounding check's 'brands_file'.")
-    data = yaml.safe_load(file.read_text(encoding="utf-8")) or []
+    data = yamlfile.load(file.read_text(encoding="utf-8")) or []
     if isinstance(data, list):
         return tuple(str(b) for b in data), frozenset()
     return tuple(str(b) for b in data.get("brands", [])), frozenset(

@@ -28,8 +28,7 @@ import functools
 import re
 from pathlib import Path
 
-import yaml
-
+from skuforge import yamlfile
 from skuforge.checks.grounding import vocabulary
 
 _WORD = re.compile(r"[^\W\d_][\w'’&.+-]*", re.UNICODE)
@@ -61,7 +60,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 @functools.cache
 def _vocabulary() -> dict[str, tuple[str, ...]]:
-    data = yaml.safe_load((Path(__file__).parent / "data" / "product_nouns.yaml").read_text(encoding="utf-8"))
+    data = yamlfile.load((Path(__file__).parent / "data" / "product_nouns.yaml").read_text(encoding="utf-8"))
     return {key: tuple(sorted(words, key=len, reverse=True)) for key, words in data.items()}
 
 

@@ -13,8 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from skuforge import yamlfile
 from skuforge.checks.base import CheckItem, CheckSpec, Finding, register
 from skuforge.checks.outputs import as_fields, passed, problem, strings
 from skuforge.errors import RecipeError
@@ -24,7 +23,7 @@ DATA = Path(__file__).parent / "data" / "refusal.yaml"
 
 @lru_cache(maxsize=1)
 def shipped() -> dict[str, Any]:
-    return yaml.safe_load(DATA.read_text(encoding="utf-8"))
+    return yamlfile.load(DATA.read_text(encoding="utf-8"))
 
 
 def compile_rules(extra: dict[str, list[str]] | None = None) -> list[tuple[str, str, re.Pattern[str]]]:

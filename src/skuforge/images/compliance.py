@@ -20,6 +20,7 @@ import yaml
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from skuforge import yamlfile
 from skuforge.images.errors import OpSpecError
 from skuforge.images.opspec import InspectOp, OpResult
 from skuforge.images.pixels import as_array, blur_variance, content_bbox, white_border_share
@@ -71,7 +72,7 @@ def load_rules(name: str) -> RuleSet:
             )
         text, source = resource.read_text(encoding="utf-8"), f"rule set '{name}'"
     try:
-        return RuleSet.model_validate(yaml.safe_load(text))
+        return RuleSet.model_validate(yamlfile.load(text))
     except (yaml.YAMLError, ValidationError) as exc:
         raise OpSpecError(
             f"Image rule set {source} is not valid: {exc}",

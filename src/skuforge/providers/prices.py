@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from skuforge import yamlfile
 from skuforge.config import Settings, home
 from skuforge.errors import ConfigError, UserError
 from skuforge.providers.base import Usage
@@ -98,7 +99,7 @@ class PriceTable(BaseModel):
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlfile.load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(
             f"Price file {path} cannot be read: {exc}", "Fix the YAML or remove the file."
@@ -129,7 +130,7 @@ def _stamp(path: Path | None) -> tuple[str, int] | None:
 @lru_cache(maxsize=16)
 def _load(user: tuple[str, int] | None, override: tuple[str, int] | None) -> PriceTable:
     shipped = resources.files("skuforge.providers").joinpath("prices.yaml").read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(shipped)
+    data: dict[str, Any] = yamlfile.load(shipped)
     for stamp in (user, override):
         if stamp is not None:
             data = _merge(data, _read(Path(stamp[0])))

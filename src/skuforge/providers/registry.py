@@ -16,9 +16,9 @@ from importlib import resources
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skuforge import yamlfile
 from skuforge.config import Settings, load_settings
 from skuforge.errors import ConfigError
 from skuforge.providers.base import Capabilities, Provider
@@ -62,7 +62,7 @@ class Profile(BaseModel):
 @lru_cache(maxsize=1)
 def _shipped_profiles() -> dict[str, dict[str, Any]]:
     text = resources.files("skuforge.providers").joinpath("profiles.yaml").read_text(encoding="utf-8")
-    return dict(yaml.safe_load(text))
+    return dict(yamlfile.load(text))
 
 
 def profiles(settings: Settings | None = None) -> dict[str, Profile]:

@@ -22,7 +22,7 @@ from jinja2 import TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from pydantic import ValidationError
 
-from skuforge import config
+from skuforge import config, yamlfile
 from skuforge.errors import RecipeError
 from skuforge.recipes import spec as S
 from skuforge.recipes.answer import check_schema
@@ -149,7 +149,7 @@ def _parse(path: Path, problems: list[RecipeProblem]) -> tuple[dict[str, Any] | 
         return None, None
     try:
         lines = LineMap(text)
-        data = yaml.safe_load(text)
+        data = yamlfile.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
@@ -370,7 +370,7 @@ def _declared_name(path: Path) -> str:
     if recipe is not None:
         return recipe.name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             return data["name"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError):

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from skuforge import yamlfile
+
 Loc = tuple[Any, ...]
 
 
@@ -22,7 +24,7 @@ class LineMap:
         self.keys: dict[Loc, yaml.Node] = {}
         self.duplicates: list[tuple[int, str]] = []
         self.flat = False
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yamlfile.compose(text)
         if root is not None:
             self._walk(root, ())
 

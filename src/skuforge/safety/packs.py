@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from skuforge import yamlfile
 from skuforge.errors import ConfigError, ExtraMissing, NotFoundError
 from skuforge.safety.matcher import Match, Matcher, Term, TermAction, term_keys
 from skuforge.safety.normalize import has_cjk, normalize
@@ -120,7 +121,7 @@ def _read_wordlist(wl: Wordlist) -> list[str]:
 def read_pack(path: Path) -> Pack:
     """Read one pack file; a mistake names the file and the field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlfile.load(path.read_text(encoding="utf-8"))
         pack = Pack.model_validate(data)
     except OSError as exc:
         raise NotFoundError(f"Cannot read safety pack {path}: {exc}", "Check the path.") from exc
@@ -163,7 +164,7 @@ def competitor_pack(path: Path, action: TermAction = "flag") -> Pack:
         raise NotFoundError(f"Cannot read competitor list {path}: {exc}", "Check the path.") from exc
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        data = yaml.safe_load(text) or []
+        data = yamlfile.load(text) or []
         brands = data.get("brands", []) if isinstance(data, dict) else data
     elif suffix == ".csv":
         rows = list(csv.reader(io.StringIO(text)))

@@ -11,11 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 
+from skuforge import yamlfile
 from skuforge.service.auth import read_session
 from skuforge.service.cron import stamp
 
@@ -26,7 +26,7 @@ LANG_COOKIE = "skuforge_lang"
 
 @lru_cache(maxsize=1)
 def strings() -> dict[str, dict[str, str]]:
-    return yaml.safe_load((HERE / "strings.yaml").read_text(encoding="utf-8"))
+    return yamlfile.load((HERE / "strings.yaml").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
