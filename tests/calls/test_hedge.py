@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from skuforge.calls import CallStats, Hedged, Limited, build_client
-from skuforge.calls.hedge import Latencies
+from skuforge.calls.hedge import Latencies, _Race
 from skuforge.config import Limits
 from skuforge.errors import TransientError
 from skuforge.providers.base import Message, Provider, Request, Result
@@ -199,3 +199,78 @@ def test_latency_percentiles_follow_the_recent_answers() -> None:
     for _ in range(100):
         latencies.add(2.0)
     assert latencies.quantile(0.5) == 2.0
+
+
+def test_a_run_drains_when_it_has_capacity_to_spare_and_nothing_queues_for_a_rate_limit() -> None:
+    async def scenario() -> list[tuple[bool, float | None]]:
+        limited = Limited(Paced(), concurrency=10, rpm=60_000)
+        hedged = Hedged(limited, timeout_s=3600, concurrency=10, min_hedge_s=0.0)
+        await warm(hedged)
+        p95 = hedged.latencies.quantile(0.95)
+        assert p95 is not None
+        seen = [(hedged.draining(), hedged.hedge_after(draining=hedged.draining()))]
+        hedged.in_flight = 9  # 90% of the concurrency: busy
+        seen.append((hedged.draining(), hedged.hedge_after(draining=hedged.draining())))
+        hedged.in_flight = 1
+        limited._waiters.append(None)  # type: ignore[arg-type]  # one request waits for its RPM
+        seen.append((hedged.draining(), None))
+        return [(d, None if after is None else after / p95) for d, after in seen]
+
+    (idle, idle_after), (busy, busy_after), (queued, _) = asyncio.run(scenario())
+    assert idle and idle_after == pytest.approx(1.1)
+    assert not busy and busy_after == pytest.approx(1.5)
+    assert not queued
+
+
+def test_a_request_stuck_while_the_run_is_busy_is_not_copied_before_the_longer_delay() -> None:
+    class Clocked(Paced):
+        def __init__(self) -> None:
+            super().__init__(stuck=set(range(40, 44)))
+            self.started: list[float] = []
+
+        async def generate(self, request: Request) -> Result:
+            self.started.append(asyncio.get_running_loop().time())
+            return await super().generate(request)
+
+    async def scenario() -> tuple[list[float], float]:
+        provider = Clocked()
+        hedged = Hedged(provider, timeout_s=3600, concurrency=4, min_deadline_s=3600, max_share=0.5)
+        await warm(hedged)
+        p95 = hedged.latencies.quantile(0.95)
+        assert p95 is not None
+        stuck = [asyncio.ensure_future(hedged.generate(ask(f"stuck {i}"))) for i in range(4)]
+        async with asyncio.timeout(60):
+            await asyncio.gather(*stuck)  # all four hang, so the run stays busy until their copies answer
+        return provider.started[40:], p95
+
+    started, p95 = asyncio.run(scenario())
+    first_copy = started[4]
+    assert first_copy - started[3] >= 1.5 * p95  # the timer was set for 1.1 x p95, and waited on
+
+
+def test_a_stuck_request_is_copied_after_the_shorter_delay_once_the_run_drains() -> None:
+    async def scenario() -> tuple[int, float, int]:
+        loop = asyncio.get_running_loop()
+        spares: list[asyncio.Future[Result]] = []
+
+        def spare() -> asyncio.Future[Result]:
+            spares.append(loop.create_future())
+            return spares[-1]
+
+        delay = {"due": 1.5}
+        race = _Race(loop, spare, lambda: delay["due"])
+        race.add(loop.create_future())  # the stuck first copy
+        started = loop.time() - 1.2  # 1.2 s ago: past the drain delay (1.1), short of the busy one (1.5)
+        race.arm(started, 1.1)
+        race.disarm()
+        race._on_timer()  # the timer fires while the run is busy: it waits on
+        busy = (len(race.copies), race.timer.when() - started if race.timer else -1.0)
+        delay["due"] = 1.1  # the run drains
+        race.disarm()
+        race._on_timer()
+        race.disarm()
+        return busy[0], busy[1], len(race.copies)
+
+    copies_while_busy, rearmed_for, copies_once_draining = asyncio.run(scenario())
+    assert copies_while_busy == 1 and rearmed_for == pytest.approx(1.5)
+    assert copies_once_draining == 2

@@ -62,7 +62,13 @@ def build_client(
         client, concurrency=limits.concurrency + room, rpm=limits.rpm, tpm=limits.tpm, stats=stats
     )
     if hedging:
-        client = Hedged(client, timeout_s=limits.timeout_s, max_share=limits.hedge_share, stats=stats)
+        client = Hedged(
+            client,
+            timeout_s=limits.timeout_s,
+            max_share=limits.hedge_share,
+            concurrency=limits.concurrency,
+            stats=stats,
+        )
     client = Breaker(client, stats=stats)  # unreachable or key rejected: stop every attempt (not retried)
     client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
     if cache is not None:

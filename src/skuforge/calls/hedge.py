@@ -4,11 +4,15 @@ At scale, a few requests in a thousand hang (a stuck connection, a server that l
 the full timeout for each. `Hedged` watches the latency of the answers it gets and:
 
 - sends a second copy of a request still unanswered after `hedge_factor` (1.5) x the 95th-percentile
-  latency, and takes whichever answers first (the other is cancelled); if that copy fails, or is still
-  unanswered after the same delay, while the first still hangs, one more is sent (three copies at most).
-  Hedges are capped at `max_share` of requests, so a slow server is never flooded with copies; each copy
-  goes through the limiter (it takes a slot and its RPM/TPM) and the budget (it reserves its cost, and a
-  cancelled copy counts as maybe charged);
+  latency, and takes whichever answers first (the other is cancelled). While the run is draining (fewer
+  requests in flight than 90% of its `concurrency` and none queued in the limiter, as at the end of every
+  run, when the last wave's stragglers are all it waits for and a copy takes capacity nothing else
+  wants), the delay is `drain_factor` (1.1) x p95: a request's timer is set for the shorter delay and,
+  when it fires while the run is still busy, waits out the rest of the longer one. If the copy fails, or
+  is still unanswered after the same delay, while the first still hangs, one more is sent (three copies
+  at most). Hedges are capped at `max_share` of requests, so a slow server is never flooded with copies;
+  each copy goes through the limiter (it takes a slot and its RPM/TPM) and the budget (it reserves its
+  cost, and a cancelled copy counts as maybe charged);
 - gives the request as a whole a deadline derived from the same distribution (`deadline_factor` x p99,
   at least `min_deadline_s`), well under the configured timeout once the latencies are known; a request
   past it raises `TransientError`, which the retry layer retries.
@@ -35,6 +39,9 @@ from skuforge.calls.retry import TimeoutClock, pop_clock, push_clock, without_cl
 from skuforge.calls.stats import CallStats
 from skuforge.errors import TransientError
 from skuforge.providers.base import Provider, Request, Result, Wrapper
+
+DRAINING_BELOW = 0.9
+"""A run with fewer requests in flight than this share of its concurrency is draining (see `Hedged`)."""
 
 
 class Latencies:
@@ -67,6 +74,8 @@ class Hedged(Wrapper):
         timeout_s: float,
         stats: CallStats | None = None,
         hedge_factor: float = 1.5,
+        drain_factor: float = 1.1,
+        concurrency: int | None = None,
         min_hedge_s: float = 0.05,
         max_share: float = 0.05,
         deadline_factor: float = 4.0,
@@ -76,17 +85,28 @@ class Hedged(Wrapper):
         super().__init__(inner)
         self.timeout_s, self.stats = timeout_s, stats or CallStats()
         self.hedge_factor, self.min_hedge_s, self.max_share = hedge_factor, min_hedge_s, max_share
+        self.drain_factor, self.concurrency = min(drain_factor, hedge_factor), concurrency
+        self.in_flight = 0
         self.deadline_factor, self.min_deadline_s, self.warmup = deadline_factor, min_deadline_s, warmup
         self.latencies = Latencies()
         self.sent = 0
         self._warm_event: asyncio.Event | None = None
 
-    def hedge_after(self) -> float | None:
-        """Seconds to wait before a second copy, or None (still warming up, or hedges used up)."""
+    def hedge_after(self, *, draining: bool = False) -> float | None:
+        """Seconds to wait before a second copy, or None (still warming up, or hedges used up); the shorter
+        delay when `draining`."""
         p95 = self.latencies.quantile(0.95)
         if self.latencies.seen < self.warmup or p95 is None or not self.may_hedge():
             return None
-        return max(self.min_hedge_s, self.hedge_factor * p95)
+        return max(self.min_hedge_s, (self.drain_factor if draining else self.hedge_factor) * p95)
+
+    def draining(self) -> bool:
+        """Whether the run has capacity to spare: fewer requests in flight than 90% of its concurrency and
+        none queued in a limiter below (one waiting for its RPM would give way to a copy). Never, when the
+        concurrency is not known."""
+        if self.concurrency is None or self.in_flight >= DRAINING_BELOW * self.concurrency:
+            return False
+        return not getattr(self.inner, "pending", 0)
 
     def may_hedge(self) -> bool:
         """Whether one more copy stays within `max_share` of the requests sent so far."""
@@ -101,6 +121,13 @@ class Hedged(Wrapper):
 
     async def generate(self, request: Request) -> Result:
         self.sent += 1
+        self.in_flight += 1
+        try:
+            return await self._deadlined(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _deadlined(self, request: Request) -> Result:
         deadline = self.deadline()
         admitted = _Admission()
         try:
@@ -135,7 +162,7 @@ class Hedged(Wrapper):
             self.stats.hedges += 1
             return asyncio.ensure_future(self._copy(request))
 
-        race = _Race(loop, spare)
+        race = _Race(loop, spare, self._due)
         race.add(asyncio.ensure_future(self.inner.generate(request)))
         started = time.monotonic()
         try:
@@ -146,7 +173,7 @@ class Hedged(Wrapper):
                 started = time.monotonic()
                 wait = await self._hedge_delay(race.copies[0])
                 if wait is not None and not race.settled.done():
-                    race.arm(loop.time() + max(0.0, started + wait - time.monotonic()), wait)
+                    race.arm(loop.time() - (time.monotonic() - started), wait)
             winner = await race.settled
             if winner.exception() is not None:
                 raise race.errors[0]
@@ -162,6 +189,10 @@ class Hedged(Wrapper):
     def warming(self) -> bool:
         return self.latencies.seen < self.warmup
 
+    def _due(self) -> float | None:
+        """The hedge delay that applies now (the run may have started draining since the timer was set)."""
+        return self.hedge_after(draining=self.draining())
+
     async def _hedge_delay(self, first: asyncio.Future[Result]) -> float | None:
         """The hedge delay; a request sent while warming up waits for the latencies first (or its answer).
         It keeps the configured timeout: the first answers of a run are its fastest, and a deadline drawn
@@ -175,7 +206,7 @@ class Hedged(Wrapper):
                 warmed.cancel()
             if first.done():
                 return None
-        return self.hedge_after()
+        return self.hedge_after(draining=True)  # the shorter delay: `_Race` waits longer while busy
 
     @property
     def _warmed(self) -> asyncio.Event:
@@ -204,22 +235,27 @@ class _Race:
     MAX_COPIES = 3
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, spare: Callable[[], asyncio.Future[Result] | None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        spare: Callable[[], asyncio.Future[Result] | None],
+        due: Callable[[], float | None] = lambda: None,
     ) -> None:
-        self.loop, self.spare = loop, spare
+        self.loop, self.spare, self.due = loop, spare, due
         self.copies: list[asyncio.Future[Result]] = []
         self.errors: list[BaseException] = []
         self.settled: asyncio.Future[asyncio.Future[Result]] = loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
-        self.wait = 0.0
+        self.wait = self.started = 0.0
 
     def add(self, copy: asyncio.Future[Result]) -> None:
         self.copies.append(copy)
         copy.add_done_callback(self._done)
 
-    def arm(self, at: float, wait: float) -> None:
-        """A copy at loop time `at`, and another each `wait` seconds after while none has answered."""
-        self.wait, self.timer = wait, self.loop.call_at(at, self._on_timer)
+    def arm(self, started: float, wait: float) -> None:
+        """A copy `wait` seconds after loop time `started` (later if `due()`, the delay that applies when the
+        timer fires, is longer), and another each `wait` seconds after while none has answered."""
+        self.started, self.wait = started, wait
+        self.timer = self.loop.call_at(started + wait, self._on_timer)
 
     def disarm(self) -> None:
         if self.timer is not None:
@@ -228,6 +264,10 @@ class _Race:
 
     def _on_timer(self) -> None:
         self.timer = None
+        due = self.due() if len(self.copies) == 1 else None
+        if due is not None and self.started + due > self.loop.time() + 0.001:
+            self.timer = self.loop.call_at(self.started + due, self._on_timer)  # busy: the longer delay
+            return
         self.hedge()
         if not self.settled.done() and 1 < len(self.copies) < self.MAX_COPIES:
             self.timer = self.loop.call_later(self.wait, self._on_timer)
