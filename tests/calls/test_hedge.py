@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from skuforge.calls import CallStats, Hedged, Limited, build_client
-from skuforge.calls.hedge import Latencies, _Race
+from skuforge.calls.hedge import Latencies, _Admission, _Race
 from skuforge.config import Limits
 from skuforge.errors import TransientError
 from skuforge.providers.base import Message, Provider, Request, Result
@@ -260,8 +260,9 @@ def test_a_stuck_request_is_copied_after_the_shorter_delay_once_the_run_drains()
         delay = {"due": 1.5}
         race = _Race(loop, spare, lambda: delay["due"])
         race.add(loop.create_future())  # the stuck first copy
-        started = loop.time() - 1.2  # 1.2 s ago: past the drain delay (1.1), short of the busy one (1.5)
-        race.arm(started, 1.1)
+        admitted = _Admission(loop)
+        started = admitted.at = loop.time() - 1.2  # past the drain delay (1.1), short of the busy one (1.5)
+        race.arm(admitted, 1.1)
         race.disarm()
         race._on_timer()  # the timer fires while the run is busy: it waits on
         busy = (len(race.copies), race.timer.when() - started if race.timer else -1.0)
@@ -274,3 +275,26 @@ def test_a_stuck_request_is_copied_after_the_shorter_delay_once_the_run_drains()
     copies_while_busy, rearmed_for, copies_once_draining = asyncio.run(scenario())
     assert copies_while_busy == 1 and rearmed_for == pytest.approx(1.5)
     assert copies_once_draining == 2
+
+
+def test_a_request_held_in_a_limiters_queue_is_not_copied_and_its_delay_counts_from_admission() -> None:
+    async def scenario() -> tuple[int, bool, float]:
+        loop = asyncio.get_running_loop()
+        race = _Race(loop, lambda: loop.create_future(), lambda: 0.5)
+        race.add(loop.create_future())
+        admitted = _Admission(loop)
+        admitted.hold()  # the limiter queued it
+        race.arm(admitted, 0.5)
+        assert race.timer is not None
+        race.timer.cancel()
+        race._on_timer()  # the delay passed while it queued
+        copies, rearmed = len(race.copies), race.timer is not None
+        admitted.restart()  # admitted now
+        assert race.timer is not None
+        delay = race.timer.when() - admitted.at
+        race.disarm()
+        return copies, rearmed, delay
+
+    copies, rearmed, delay = asyncio.run(scenario())
+    assert copies == 1 and not rearmed  # no copy of a request that has not been sent
+    assert delay == pytest.approx(0.5)  # the delay starts again at its admission

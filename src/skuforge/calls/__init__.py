@@ -70,7 +70,13 @@ def build_client(
             stats=stats,
         )
     client = Breaker(client, stats=stats)  # unreachable or key rejected: stop every attempt (not retried)
-    client = Retrying(client, max_retries=limits.max_retries, timeout_s=limits.timeout_s, stats=stats)
+    client = Retrying(
+        client,
+        max_retries=limits.max_retries,
+        timeout_s=limits.timeout_s,
+        stats=stats,
+        timed_below=hedging,  # Hedged's deadline is the timeout or less: one timer per attempt, not two
+    )
     if cache is not None:
         client = Cached(client, cache, stats=stats)
     return client

@@ -30,7 +30,6 @@ deadline drawn from them would cut off its slow answers. The counters (`hedges`,
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -129,7 +128,7 @@ class Hedged(Wrapper):
 
     async def _deadlined(self, request: Request) -> Result:
         deadline = self.deadline()
-        admitted = _Admission()
+        admitted = _Admission(asyncio.get_running_loop())
         try:
             async with asyncio.timeout(deadline) as timeout:
                 token = push_clock(TimeoutClock(timeout, deadline))  # the deadline counts from admission
@@ -152,9 +151,10 @@ class Hedged(Wrapper):
         """The first copy's answer; a second copy once the first has been admitted and then waited past
         the hedge delay. Copies still running when this returns or fails are cancelled.
 
-        Done with callbacks and one timer rather than `asyncio.wait`: every request passes here, and the
+        Done with callbacks and one timer rather than `asyncio.wait`, and the timer is set at once (a
+        limiter that queues the request moves it to the admission): every request passes here, and the
         waits cost more CPU than the rest of this layer (S5 of the scale bench: see docs/scale.md)."""
-        loop = asyncio.get_running_loop()
+        loop = admitted.loop
 
         def spare() -> asyncio.Future[Result] | None:
             if not self.may_hedge():
@@ -164,27 +164,25 @@ class Hedged(Wrapper):
 
         race = _Race(loop, spare, self._due)
         race.add(asyncio.ensure_future(self.inner.generate(request)))
-        started = time.monotonic()
         try:
             if self.may_hedge() or self.warming():
-                await asyncio.sleep(0)  # the copy starts: a limiter below admits it, or queues it (hold)
-                if not admitted.event.is_set():
-                    await admitted.wait_for(race.copies[0])
-                started = time.monotonic()
-                wait = await self._hedge_delay(race.copies[0])
+                first = race.copies[0]
+                wait = await self._hedge_delay(first) if self.warming() else self.hedge_after(draining=True)
                 if wait is not None and not race.settled.done():
-                    race.arm(loop.time() - (time.monotonic() - started), wait)
+                    race.arm(admitted, wait)
             winner = await race.settled
             if winner.exception() is not None:
                 raise race.errors[0]
             self.stats.hedge_wins += int(winner is not race.copies[0])
-            self.latencies.add(time.monotonic() - started)
+            self.latencies.add(loop.time() - admitted.at)
             if self._warm_event is not None and not self.warming():
                 self._warm_event.set()
             return winner.result()
         finally:
             race.disarm()
-            await _cancel(race.copies)
+            if not all(copy.done() for copy in race.copies):
+                await _cancel(race.copies)
+            _retrieve(race.copies)
 
     def warming(self) -> bool:
         return self.latencies.seen < self.warmup
@@ -245,29 +243,44 @@ class _Race:
         self.errors: list[BaseException] = []
         self.settled: asyncio.Future[asyncio.Future[Result]] = loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
-        self.wait = self.started = 0.0
+        self.wait = 0.0
+        self.admission: _Admission | None = None
 
     def add(self, copy: asyncio.Future[Result]) -> None:
         self.copies.append(copy)
         copy.add_done_callback(self._done)
 
-    def arm(self, started: float, wait: float) -> None:
-        """A copy `wait` seconds after loop time `started` (later if `due()`, the delay that applies when the
-        timer fires, is longer), and another each `wait` seconds after while none has answered."""
-        self.started, self.wait = started, wait
-        self.timer = self.loop.call_at(started + wait, self._on_timer)
+    def arm(self, admission: _Admission, wait: float) -> None:
+        """A copy `wait` seconds after the first was admitted (later if `due()`, the delay that applies when
+        the timer fires, is longer; from its admission if a limiter holds it now), and another each
+        `wait` seconds after while none has answered."""
+        self.admission, self.wait = admission, wait
+        admission.on_admit = self._rearm
+        self.timer = self.loop.call_at(admission.at + wait, self._on_timer)
 
     def disarm(self) -> None:
+        if self.admission is not None:
+            self.admission.on_admit = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
 
+    def _rearm(self) -> None:
+        """The first copy was admitted after waiting in a limiter's queue: its delay counts from now."""
+        if self.admission is not None and len(self.copies) == 1 and not self.settled.done():
+            self.disarm()
+            self.arm(self.admission, self.wait)
+
     def _on_timer(self) -> None:
         self.timer = None
-        due = self.due() if len(self.copies) == 1 else None
-        if due is not None and self.started + due > self.loop.time() + 0.001:
-            self.timer = self.loop.call_at(self.started + due, self._on_timer)  # busy: the longer delay
-            return
+        admission = self.admission
+        if len(self.copies) == 1 and admission is not None:
+            if admission.held:
+                return  # queued in a limiter: `_rearm` sets the timer again once it is admitted
+            due = self.due()
+            if due is not None and admission.at + due > self.loop.time() + 0.001:
+                self.timer = self.loop.call_at(admission.at + due, self._on_timer)  # busy: the longer delay
+                return
         self.hedge()
         if not self.settled.done() and 1 < len(self.copies) < self.MAX_COPIES:
             self.timer = self.loop.call_later(self.wait, self._on_timer)
@@ -298,26 +311,20 @@ class _Race:
 
 
 class _Admission:
-    """A clock that only notes when the limiter admitted the request (the hedge delay starts then)."""
+    """A clock that notes when the limiter admitted the request (the hedge delay and the latency count from
+    then): at once unless a limiter holds it in its queue (`hold`) and admits it later (`restart`)."""
 
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.event.set()  # admitted unless a limiter holds it in its queue
-
-    async def wait_for(self, request: asyncio.Future[Result]) -> None:
-        """Until the limiter admitted the request (or it already ended)."""
-        admitted: asyncio.Future[Any] = asyncio.ensure_future(self.event.wait())
-        ended: asyncio.Future[Any] = request
-        try:
-            await asyncio.wait([ended, admitted], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            admitted.cancel()
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.at, self.held = loop, loop.time(), False
+        self.on_admit: Callable[[], None] | None = None
 
     def hold(self) -> None:
-        self.event.clear()
+        self.held = True
 
     def restart(self) -> None:
-        self.event.set()
+        self.held, self.at = False, self.loop.time()
+        if self.on_admit is not None:
+            self.on_admit()
 
 
 async def _cancel(futures: list[asyncio.Future[Result]]) -> None:
@@ -326,8 +333,10 @@ async def _cancel(futures: list[asyncio.Future[Result]]) -> None:
     running = [f for f in futures if not f.done()]
     for future in running:
         future.cancel()
-    if running:
-        await asyncio.gather(*running, return_exceptions=True)
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+def _retrieve(futures: list[asyncio.Future[Result]]) -> None:
     for future in futures:
         if future.done() and not future.cancelled():
             future.exception()  # retrieved: a failed loser is not an unhandled error

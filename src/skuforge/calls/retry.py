@@ -109,10 +109,12 @@ class Retrying(Wrapper):
         stats: CallStats | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         draw: Callable[[], float] = random.random,
+        timed_below: bool = False,
     ) -> None:
         super().__init__(inner)
         self.max_retries = max_retries
         self.timeout_s = timeout_s
+        self.timed_below = timed_below  # a layer below (`Hedged`) times attempts out by `timeout_s`
         self.base_s = base_s  # after a 429
         self.error_base_s = error_base_s  # after any other transient fault
         self.cap_s = cap_s
@@ -144,9 +146,12 @@ class Retrying(Wrapper):
         raise _gave_up(last, attempts) from last
 
     async def _attempt(self, request: Request) -> Result:
-        """One attempt under the timeout; a timeout becomes a TransientError that says how long it waited."""
+        """One attempt under the timeout; a timeout becomes a TransientError that says how long it waited.
+        When a layer below already times attempts out (`timed_below`), no second timer is set."""
         self.stats.requests += 1
         try:
+            if self.timed_below:
+                return await self.inner.generate(request)
             async with asyncio.timeout(self.timeout_s) as timeout:
                 token = push_clock(TimeoutClock(timeout, self.timeout_s))
                 try:
