@@ -5,7 +5,7 @@ the full timeout for each. `Hedged` watches the latency of the answers it gets a
 
 - sends a second copy of a request still unanswered after `hedge_factor` (1.5) x the 95th-percentile
   latency, and takes whichever answers first (the other is cancelled). While the run is draining (fewer
-  requests in flight than 90% of its `concurrency` and none queued in the limiter, as at the end of every
+  requests in flight than half its `concurrency` and none queued in the limiter, as at the end of every
   run, when the last wave's stragglers are all it waits for and a copy takes capacity nothing else
   wants), the delay is `drain_factor` (1.1) x p95: a request's timer is set for the shorter delay and,
   when it fires while the run is still busy, waits out the rest of the longer one. If the copy fails, or
@@ -39,8 +39,10 @@ from skuforge.calls.stats import CallStats
 from skuforge.errors import TransientError
 from skuforge.providers.base import Provider, Request, Result, Wrapper
 
-DRAINING_BELOW = 0.9
-"""A run with fewer requests in flight than this share of its concurrency is draining (see `Hedged`)."""
+DRAINING_BELOW = 0.5
+"""A run with fewer requests in flight than this share of its concurrency is draining (see `Hedged`). Not
+higher: in a saturated run many slots are briefly outside this layer (parsing, checking, committing), and at
+0.9 a 0-latency run of 100,000 rows (S5) counted as draining and sent 120-290 needless copies."""
 
 
 class Latencies:
@@ -100,7 +102,7 @@ class Hedged(Wrapper):
         return max(self.min_hedge_s, (self.drain_factor if draining else self.hedge_factor) * p95)
 
     def draining(self) -> bool:
-        """Whether the run has capacity to spare: fewer requests in flight than 90% of its concurrency and
+        """Whether the run has capacity to spare: fewer requests in flight than half its concurrency and
         none queued in a limiter below (one waiting for its RPM would give way to a copy). Never, when the
         concurrency is not known."""
         if self.concurrency is None or self.in_flight >= DRAINING_BELOW * self.concurrency:
