@@ -201,13 +201,18 @@ def test_latency_percentiles_follow_the_recent_answers() -> None:
     assert latencies.quantile(0.5) == 2.0
 
 
-def test_a_run_drains_when_it_has_capacity_to_spare_and_nothing_queues_for_a_rate_limit() -> None:
+def test_a_run_drains_once_every_row_started_capacity_is_spare_and_nothing_queues_for_a_rate_limit() -> None:
     async def scenario() -> list[tuple[bool, float | None]]:
         limited = Limited(Paced(), concurrency=10, rpm=60_000)
-        hedged = Hedged(limited, timeout_s=3600, concurrency=10, min_hedge_s=0.0)
+        started_all = [False]
+        hedged = Hedged(
+            limited, timeout_s=3600, concurrency=10, min_hedge_s=0.0, winding_down=lambda: started_all[0]
+        )
         await warm(hedged)
         p95 = hedged.latencies.quantile(0.95)
         assert p95 is not None
+        assert not hedged.draining()  # rows are still to be started
+        started_all[0] = True
         seen = [(hedged.draining(), hedged.hedge_after(draining=hedged.draining()))]
         hedged.in_flight = 5  # half the concurrency: busy
         seen.append((hedged.draining(), hedged.hedge_after(draining=hedged.draining())))
@@ -298,3 +303,16 @@ def test_a_request_held_in_a_limiters_queue_is_not_copied_and_its_delay_counts_f
     copies, rearmed, delay = asyncio.run(scenario())
     assert copies == 1 and not rearmed  # no copy of a request that has not been sent
     assert delay == pytest.approx(0.5)  # the delay starts again at its admission
+
+
+def test_the_executors_word_that_every_row_has_started_reaches_the_hedging_layer() -> None:
+    remote = FakeProvider()
+    remote.remote = True
+    started = [False]
+    client: Provider | None = build_client(remote, Limits(), cache=None, winding_down=lambda: started[0])
+    while client is not None and not isinstance(client, Hedged):
+        client = getattr(client, "inner", None)
+    assert isinstance(client, Hedged) and client.winding_down is not None
+    assert not client.winding_down()
+    started[0] = True
+    assert client.winding_down() and client.draining()  # nothing in flight, nothing queued

@@ -239,3 +239,32 @@ def test_a_value_the_catalog_gives_only_as_another_attribute_is_dropped_and_the_
         exported = {row["sku"]: row for row in csv.DictReader(out)}
     assert exported["K99"]["skuforge_status"] == "done"
     assert exported["K99"]["skuforge_notes"] == f"{item.step}: {note['reason']}"
+
+
+def test_the_run_says_it_is_winding_down_only_once_every_row_has_started(
+    store: Store, tmp_path: Path
+) -> None:
+    """The hedging layer copies stragglers sooner at the end of a run; it learns the end from this."""
+    from skuforge.config import Limits
+    from skuforge.engine.runner import Runner
+    from tests.engine.conftest import Harness
+
+    class Watching(FakeProvider):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[bool] = []
+            self.runner: Runner | None = None
+
+        async def generate(self, request):  # type: ignore[no-untyped-def]
+            assert self.runner is not None
+            self.seen.append(self.runner.progress.all_started)
+            return await super().generate(request)
+
+    watching = Watching()
+    catalog = write_catalog(tmp_path / "c.csv", 120)
+    job = Harness(store, watching).job(catalog, recipe="title", limits=Limits(concurrency=4))
+    runner = Runner(store, store.get_job(job.id), provider_factory=lambda _m: watching)
+    watching.runner = runner
+    asyncio.run(runner.run())
+    assert watching.seen[0] is False and watching.seen[-1] is True
+    assert watching.seen.index(True) >= 120 - 64  # not before the last window of rows was started

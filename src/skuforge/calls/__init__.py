@@ -15,6 +15,7 @@ and reserves its cost) and gives each request a deadline from the latencies seen
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from skuforge.calls.breaker import Breaker
 from skuforge.calls.budget import Budget, Budgeted
@@ -50,8 +51,11 @@ def build_client(
     stats: CallStats | None = None,
     budget: Budget | None = None,
     price: Price | None = None,
+    winding_down: Callable[[], bool] | None = None,
 ) -> Provider:
-    """Compose the wrappers around `provider` from `limits`; every layer reports into one `CallStats`."""
+    """Compose the wrappers around `provider` from `limits`; every layer reports into one `CallStats`.
+    `winding_down` says when the executor has started every row of the run (`Hedged` then hedges the
+    stragglers sooner); the local executor tells it."""
     stats = stats if stats is not None else CallStats()
     client: Provider = provider
     if budget is not None:
@@ -67,6 +71,7 @@ def build_client(
             timeout_s=limits.timeout_s,
             max_share=limits.hedge_share,
             concurrency=limits.concurrency,
+            winding_down=winding_down,
             stats=stats,
         )
     client = Breaker(client, stats=stats)  # unreachable or key rejected: stop every attempt (not retried)

@@ -4,15 +4,15 @@ At scale, a few requests in a thousand hang (a stuck connection, a server that l
 the full timeout for each. `Hedged` watches the latency of the answers it gets and:
 
 - sends a second copy of a request still unanswered after `hedge_factor` (1.5) x the 95th-percentile
-  latency, and takes whichever answers first (the other is cancelled). While the run is draining (fewer
-  requests in flight than half its `concurrency` and none queued in the limiter, as at the end of every
-  run, when the last wave's stragglers are all it waits for and a copy takes capacity nothing else
-  wants), the delay is `drain_factor` (1.1) x p95: a request's timer is set for the shorter delay and,
-  when it fires while the run is still busy, waits out the rest of the longer one. If the copy fails, or
-  is still unanswered after the same delay, while the first still hangs, one more is sent (three copies
-  at most). Hedges are capped at `max_share` of requests, so a slow server is never flooded with copies;
-  each copy goes through the limiter (it takes a slot and its RPM/TPM) and the budget (it reserves its
-  cost, and a cancelled copy counts as maybe charged);
+  latency, and takes whichever answers first (the other is cancelled). While the run is draining (the
+  executor has started every row, fewer requests are in flight than half its `concurrency` and none is
+  queued in the limiter: at the end of every run, when the last wave's stragglers are all it waits for
+  and a copy takes capacity nothing else wants), the delay is `drain_factor` (1.1) x p95: a request's
+  timer is set for the shorter delay and, when it fires while the run is still busy, waits out the rest
+  of the longer one. If the copy fails, or is still unanswered after the same delay, while the first
+  still hangs, one more is sent (three copies at most). Hedges are capped at `max_share` of requests,
+  so a slow server is never flooded with copies; each copy goes through the limiter (it takes a slot and
+  its RPM/TPM) and the budget (it reserves its cost, and a cancelled copy counts as maybe charged);
 - gives the request as a whole a deadline derived from the same distribution (`deadline_factor` x p99,
   at least `min_deadline_s`), well under the configured timeout once the latencies are known; a request
   past it raises `TransientError`, which the retry layer retries.
@@ -40,9 +40,10 @@ from skuforge.errors import TransientError
 from skuforge.providers.base import Provider, Request, Result, Wrapper
 
 DRAINING_BELOW = 0.5
-"""A run with fewer requests in flight than this share of its concurrency is draining (see `Hedged`). Not
-higher: in a saturated run many slots are briefly outside this layer (parsing, checking, committing), and at
-0.9 a 0-latency run of 100,000 rows (S5) counted as draining and sent 120-290 needless copies."""
+"""A run whose rows have all been started drains once fewer requests are in flight than this share of its
+concurrency (see `Hedged`). Both conditions: in a saturated run many slots are briefly outside this layer
+(parsing, checking, committing), and with only the share, at 0.9, a 0-latency run of 100,000 rows (S5)
+counted as draining and sent 120-290 needless copies; at 0.5 alone, 0-68."""
 
 
 class Latencies:
@@ -77,6 +78,7 @@ class Hedged(Wrapper):
         hedge_factor: float = 1.5,
         drain_factor: float = 1.1,
         concurrency: int | None = None,
+        winding_down: Callable[[], bool] | None = None,
         min_hedge_s: float = 0.05,
         max_share: float = 0.05,
         deadline_factor: float = 4.0,
@@ -87,6 +89,7 @@ class Hedged(Wrapper):
         self.timeout_s, self.stats = timeout_s, stats or CallStats()
         self.hedge_factor, self.min_hedge_s, self.max_share = hedge_factor, min_hedge_s, max_share
         self.drain_factor, self.concurrency = min(drain_factor, hedge_factor), concurrency
+        self.winding_down = winding_down
         self.in_flight = 0
         self.deadline_factor, self.min_deadline_s, self.warmup = deadline_factor, min_deadline_s, warmup
         self.latencies = Latencies()
@@ -102,12 +105,13 @@ class Hedged(Wrapper):
         return max(self.min_hedge_s, (self.drain_factor if draining else self.hedge_factor) * p95)
 
     def draining(self) -> bool:
-        """Whether the run has capacity to spare: fewer requests in flight than half its concurrency and
-        none queued in a limiter below (one waiting for its RPM would give way to a copy). Never, when the
-        concurrency is not known."""
-        if self.concurrency is None or self.in_flight >= DRAINING_BELOW * self.concurrency:
+        """Whether the run is down to its stragglers: the executor has started every row (`winding_down`),
+        fewer requests are in flight than half the concurrency, and none waits in a limiter below (one
+        waiting for its RPM would give way to a copy). Never, when the executor or the concurrency does not
+        say."""
+        if self.concurrency is None or self.winding_down is None or not self.winding_down():
             return False
-        return not getattr(self.inner, "pending", 0)
+        return self.in_flight < DRAINING_BELOW * self.concurrency and not getattr(self.inner, "pending", 0)
 
     def may_hedge(self) -> bool:
         """Whether one more copy stays within `max_share` of the requests sent so far."""

@@ -135,6 +135,7 @@ class LocalExecutor:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(lambda _t: window.release())
+        run.progress.all_started = True  # the requests still to come are those of rows in flight
         if tasks:
             await asyncio.gather(*tasks)
 

@@ -29,6 +29,7 @@ class RunProgress:
     started_at: float = field(default_factory=time.monotonic)
     state: str = "running"
     message: str = ""
+    all_started: bool = False  # every row has been started: what is left of the run is in flight
 
     def count(self, outcome: Any, requests: int = 0) -> None:
         """Add one recorded item outcome (an `ItemOutcome`) and the requests it took."""

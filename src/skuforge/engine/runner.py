@@ -146,6 +146,7 @@ class Runner:
             stats=self.call_stats,
             budget=budget or self.budget,
             price=self.price(model),
+            winding_down=lambda: self.progress.all_started,
         )
 
     @property
