@@ -174,7 +174,7 @@ class Limited(Wrapper):
                 else:
                     loop.call_soon(self._pump)  # the head may have changed
                 raise
-            restart_timeout()  # admitted at once, the clocks never stopped
+            restart_timeout()  # only after a wait: admitted at once, the clocks never stopped
         return ticket
 
     def _ready_at(self, cost: float, now: float) -> float | None:
